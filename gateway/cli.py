@@ -1,0 +1,93 @@
+"""``ihe-gateway``: set up, check and run a community gateway."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gateway.config import Config, ConfigError, load_config
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Path to gateway.toml.",
+)
+
+
+def _load(config_path: Path) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Health information exchange gateway (IHE XCA, XCPD, XDS.b, PIX, XUA, ATNA)."""
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--community-id", default=None, help="Home community OID (default: a new one).")
+@click.option("--name", default=None, help="Community name (default: the folder's name).")
+@click.option("--port", default=8443, show_default=True, type=click.IntRange(1, 65535))
+def init(directory: Path, community_id: str | None, name: str | None, port: int) -> None:
+    """Create a community in DIRECTORY: gateway.toml, a development PKI and a database."""
+    from gateway.community import CommunityExists, init_community
+
+    try:
+        summary = init_community(directory, community_id=community_id, name=name, port=port)
+    except CommunityExists as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    click.echo(summary)
+
+
+@main.command("check-config")
+@CONFIG_OPTION
+def check_config(config_path: Path) -> None:
+    """Print every problem in a configuration file; exit non-zero when there is any."""
+    config = _load(config_path)
+    click.echo(
+        f"{config_path}: ok (community {config.community.home_community_id}, "
+        f"roles: {', '.join(sorted(config.roles))})"
+    )
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Override server.port.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes.")
+@click.option("--http", "plain_http", is_flag=True, help="Plain HTTP, for development only.")
+def serve(config_path: Path, port: int | None, workers: int | None, plain_http: bool) -> None:
+    """Serve the gateway over HTTPS with mutual TLS (gunicorn)."""
+    from gateway.server import serve as run
+
+    run(_load(config_path), config_path=config_path, port=port, workers=workers, http=plain_http)
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@CONFIG_OPTION
+def upgrade(config_path: Path) -> None:
+    """Apply the database migrations."""
+    from gateway.store.migrate import upgrade as run
+
+    config = _load(config_path)
+    run(config.database_url)
+    click.echo("database is at the latest revision")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,325 @@
+"""Configuration: ``gateway.toml`` loaded into frozen dataclasses.
+
+Every problem is collected (with its dotted key and the reason) before anything
+is raised, so ``ihe-gateway check-config`` can print them all at once.
+Relative paths are resolved against the folder holding the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OID_RE = re.compile(r"^(urn:oid:)?[0-2](\.(0|[1-9][0-9]*))+$")
+ROLE_NAMES = (
+    "registry",
+    "repository",
+    "responding_gateway",
+    "initiating_gateway",
+    "xcpd",
+    "pix",
+    "xdr",
+)
+DATABASE_ENV = "GATEWAY_DATABASE_URL"
+
+
+class ConfigError(Exception):
+    """Configuration is unusable; ``problems`` lists every ``key: reason``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def normalise_oid(value: str) -> str:
+    """Return the bare OID of ``urn:oid:1.2.3`` or ``1.2.3``."""
+    return value.removeprefix("urn:oid:")
+
+
+@dataclass(frozen=True)
+class Community:
+    oid: str
+    name: str
+
+    @property
+    def home_community_id(self) -> str:
+        return f"urn:oid:{self.oid}"
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    workers: int = 2
+    threads: int = 4
+
+
+@dataclass(frozen=True)
+class Tls:
+    certificate: Path
+    private_key: Path
+    trust_store: Path
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_bytes: int = 50 * 1024 * 1024
+    max_attachment_bytes: int = 2 * 1024 * 1024 * 1024
+    request_timeout_seconds: float = 120.0
+    outbound_timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Partner:
+    home_community_id: str
+    name: str
+    url: str
+    ca: Path | None = None
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class AuditDestination:
+    transport: str  # "tls" | "udp"
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Config:
+    community: Community
+    server: Server
+    tls: Tls | None
+    database_url: str
+    data_dir: Path
+    roles: frozenset[str]
+    limits: Limits = field(default_factory=Limits)
+    partners: tuple[Partner, ...] = ()
+    audit: tuple[AuditDestination, ...] = ()
+    diagnostics: bool = False
+    source: Path | None = None
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class _Reader:
+    """Reads one TOML table, recording problems instead of raising."""
+
+    def __init__(self, table: Any, where: str, problems: list[str]) -> None:
+        self.where, self.problems = where, problems
+        if not isinstance(table, dict):
+            problems.append(f"{where}: must be a table")
+            table = {}
+        self.table: dict[str, Any] = table
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., *, check=None):
+        self.seen.add(name)
+        if name not in self.table:
+            if default is ...:
+                self.problems.append(f"{self.key(name)}: required")
+                return None
+            return default
+        value = self.table[name]
+        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
+            self.problems.append(f"{self.key(name)}: expected {_kind_name(kind)}, got a boolean")
+            return None if default is ... else default
+        if not isinstance(value, kind):
+            self.problems.append(
+                f"{self.key(name)}: expected {_kind_name(kind)}, got {type(value).__name__}"
+            )
+            return None if default is ... else default
+        if check is not None:
+            reason = check(value)
+            if reason:
+                self.problems.append(f"{self.key(name)}: {reason}")
+        return value
+
+    def sub(self, name: str) -> _Reader:
+        self.seen.add(name)
+        return _Reader(self.table.get(name, {}), self.key(name), self.problems)
+
+    def finish(self) -> None:
+        for extra in sorted(set(self.table) - self.seen):
+            self.problems.append(f"{self.key(extra)}: unknown key")
+
+
+def _as_tuple(kind) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _kind_name(kind) -> str:
+    return " or ".join(k.__name__ for k in _as_tuple(kind))
+
+
+def _oid(value: str) -> str | None:
+    return None if OID_RE.match(value) else "not an OID (digits and dots, e.g. 2.16.840.1.1)"
+
+
+def _port(value: int) -> str | None:
+    return None if 0 < value < 65536 else "must be between 1 and 65535"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than zero"
+
+
+def load_config(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Config:
+    """Load and validate a gateway.toml; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    return config_from_dict(data, base=path.parent.resolve(), environ=environ, source=path)
+
+
+def config_from_dict(
+    data: dict[str, Any],
+    *,
+    base: Path,
+    environ: dict[str, str] | None = None,
+    source: Path | None = None,
+) -> Config:
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    top = _Reader(data, "", problems)
+
+    def resolve(p: str | None) -> Path | None:
+        return None if p is None else (base / p).resolve()
+
+    c = top.sub("community")
+    oid = c.get("home_community_id", str, check=_oid)
+    community = Community(oid=normalise_oid(oid or "0.0"), name=c.get("name", str, ""))
+    c.finish()
+
+    s = top.sub("server")
+    server = Server(
+        host=s.get("host", str, "127.0.0.1"),
+        port=s.get("port", int, 8443, check=_port),
+        workers=s.get("workers", int, 2, check=_positive),
+        threads=s.get("threads", int, 4, check=_positive),
+    )
+    s.finish()
+
+    tls = None
+    if "tls" in data:
+        t = top.sub("tls")
+        files = {k: t.get(k, str) for k in ("certificate", "private_key", "trust_store")}
+        t.finish()
+        if all(files.values()):
+            tls = Tls(**{k: resolve(v) for k, v in files.items()})
+            for k, v in files.items():
+                if not resolve(v).is_file():
+                    problems.append(f"tls.{k}: file not found: {v}")
+
+    st = top.sub("storage")
+    data_dir = resolve(st.get("data_dir", str, "data"))
+    st.finish()
+
+    d = top.sub("database")
+    url = d.get("url", str, "")
+    d.finish()
+    url = env.get(DATABASE_ENV) or url or f"sqlite:///{data_dir / 'gateway.db'}"
+    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
+        problems.append("database.url: only sqlite:// and postgresql:// URLs are supported")
+
+    r = top.sub("roles")
+    roles = frozenset(n for n in ROLE_NAMES if r.get(n, bool, True))
+    r.finish()
+
+    lim = top.sub("limits")
+    defaults = Limits()
+    limits = Limits(
+        max_message_bytes=lim.get(
+            "max_message_bytes", int, defaults.max_message_bytes, check=_positive
+        ),
+        max_attachment_bytes=lim.get(
+            "max_attachment_bytes", int, defaults.max_attachment_bytes, check=_positive
+        ),
+        request_timeout_seconds=float(
+            lim.get("request_timeout_seconds", (int, float), 120.0, check=_positive)
+        ),
+        outbound_timeout_seconds=float(
+            lim.get("outbound_timeout_seconds", (int, float), 30.0, check=_positive)
+        ),
+    )
+    lim.finish()
+
+    partners = []
+    top.seen.add("partners")
+    raw_partners = data.get("partners", [])
+    if not isinstance(raw_partners, list):
+        problems.append("partners: must be an array of tables ([[partners]])")
+        raw_partners = []
+    for i, raw in enumerate(raw_partners):
+        p = _Reader(raw, f"partners[{i}]", problems)
+        hcid = p.get("home_community_id", str, check=_oid)
+        partner_url = p.get(
+            "url",
+            str,
+            check=lambda v: None if v.startswith("https://") else "must be an https:// URL",
+        )
+        ca = p.get("ca", str, None)
+        partners.append(
+            Partner(
+                home_community_id=f"urn:oid:{normalise_oid(hcid or '0.0')}",
+                name=p.get("name", str, ""),
+                url=partner_url or "",
+                ca=resolve(ca),
+                timeout_seconds=float(
+                    p.get("timeout_seconds", (int, float), 30.0, check=_positive)
+                ),
+            )
+        )
+        p.finish()
+
+    a = top.sub("audit")
+    audit = []
+    for i, raw in enumerate(a.get("destinations", list, [])):
+        ad = _Reader(raw, f"audit.destinations[{i}]", problems)
+        audit.append(
+            AuditDestination(
+                transport=ad.get(
+                    "transport",
+                    str,
+                    "tls",
+                    check=lambda v: None if v in ("tls", "udp") else "must be 'tls' or 'udp'",
+                ),
+                host=ad.get("host", str) or "",
+                port=ad.get("port", int, 6514, check=_port),
+            )
+        )
+        ad.finish()
+    a.finish()
+
+    dg = top.sub("diagnostics")
+    diagnostics = dg.get("enabled", bool, False)
+    dg.finish()
+
+    top.finish()
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        community=community,
+        server=server,
+        tls=tls,
+        database_url=url,
+        data_dir=data_dir,
+        roles=roles,
+        limits=limits,
+        partners=tuple(partners),
+        audit=tuple(audit),
+        diagnostics=diagnostics,
+        source=source,
+    )

@@ -1,0 +1,132 @@
+"""The one table: which path serves which role, and which actions each path takes.
+
+A new transaction replaces its ``planned(...)`` row with the descriptor at the
+bottom of its module (``profiles/<profile>/itiNN.py``). Every path publishes the
+WSDL named in its row; ``tests/test_contracts.py`` keeps table and WSDLs equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.diagnostics import MTOM_ECHO
+from profiles.transaction import ErrorForm, Transaction
+
+
+def planned(
+    id: str, name: str, action: str, reply: str, form: ErrorForm, *, mtom: bool = False
+) -> Transaction:
+    """A transaction that is routed and published but not implemented yet."""
+    return Transaction(
+        id=id, name=name, action=action, reply_action=reply, error_form=form, mtom_response=mtom
+    )
+
+
+_ADHOC = ErrorForm.ADHOC_QUERY_RESPONSE
+_RR = ErrorForm.REGISTRY_RESPONSE
+_RETRIEVE = ErrorForm.RETRIEVE_RESPONSE
+_HL7 = ErrorForm.HL7V3_ACK
+
+ITI_18 = planned(
+    "ITI-18",
+    "Registry Stored Query",
+    "urn:ihe:iti:2007:RegistryStoredQuery",
+    "urn:ihe:iti:2007:RegistryStoredQueryResponse",
+    _ADHOC,
+)
+ITI_38 = planned(
+    "ITI-38",
+    "Cross Gateway Query",
+    "urn:ihe:iti:2007:CrossGatewayQuery",
+    "urn:ihe:iti:2007:CrossGatewayQueryResponse",
+    _ADHOC,
+)
+ITI_39 = planned(
+    "ITI-39",
+    "Cross Gateway Retrieve",
+    "urn:ihe:iti:2007:CrossGatewayRetrieve",
+    "urn:ihe:iti:2007:CrossGatewayRetrieveResponse",
+    _RETRIEVE,
+    mtom=True,
+)
+ITI_41 = planned(
+    "ITI-41",
+    "Provide and Register Document Set-b",
+    "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b",
+    "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-bResponse",
+    _RR,
+)
+ITI_42 = planned(
+    "ITI-42",
+    "Register Document Set-b",
+    "urn:ihe:iti:2007:RegisterDocumentSet-b",
+    "urn:ihe:iti:2007:RegisterDocumentSet-bResponse",
+    _RR,
+)
+ITI_43 = planned(
+    "ITI-43",
+    "Retrieve Document Set",
+    "urn:ihe:iti:2007:RetrieveDocumentSet",
+    "urn:ihe:iti:2007:RetrieveDocumentSetResponse",
+    _RETRIEVE,
+    mtom=True,
+)
+ITI_55 = planned(
+    "ITI-55",
+    "Cross Gateway Patient Discovery",
+    "urn:hl7-org:v3:PRPA_IN201305UV02:CrossGatewayPatientDiscovery",
+    "urn:hl7-org:v3:PRPA_IN201306UV02:CrossGatewayPatientDiscovery",
+    _HL7,
+)
+_ACK = "urn:hl7-org:v3:MCCI_IN000002UV01"
+ITI_44_ADD = planned(
+    "ITI-44", "Patient Identity Feed (add)", "urn:hl7-org:v3:PRPA_IN201301UV02", _ACK, _HL7
+)
+ITI_44_REVISE = planned(
+    "ITI-44", "Patient Identity Feed (revise)", "urn:hl7-org:v3:PRPA_IN201302UV02", _ACK, _HL7
+)
+ITI_44_MERGE = planned(
+    "ITI-44", "Patient Identity Feed (merge)", "urn:hl7-org:v3:PRPA_IN201304UV02", _ACK, _HL7
+)
+ITI_45 = planned(
+    "ITI-45",
+    "PIXV3 Query",
+    "urn:hl7-org:v3:PRPA_IN201309UV02",
+    "urn:hl7-org:v3:PRPA_IN201310UV02",
+    _HL7,
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One inbound SOAP path: the role that switches it on, its WSDL, its transactions."""
+
+    path: str
+    role: str
+    wsdl: str  # file name under wsdl/
+    transactions: tuple[Transaction, ...]
+
+    def for_action(self, action: str) -> Transaction | None:
+        return next((t for t in self.transactions if t.action == action), None)
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("/xca/query", "responding_gateway", "xca-query.wsdl", (ITI_38,)),
+    Route("/xca/retrieve", "responding_gateway", "xca-retrieve.wsdl", (ITI_39,)),
+    Route("/ig/query", "initiating_gateway", "ig-query.wsdl", (ITI_18,)),
+    Route("/ig/retrieve", "initiating_gateway", "ig-retrieve.wsdl", (ITI_43,)),
+    Route("/xcpd", "xcpd", "xcpd.wsdl", (ITI_55,)),
+    Route("/ig/xcpd", "initiating_gateway", "ig-xcpd.wsdl", (ITI_55,)),
+    Route("/xds/registry", "registry", "xds-registry.wsdl", (ITI_42, ITI_18)),
+    Route("/xds/repository", "repository", "xds-repository.wsdl", (ITI_41, ITI_43)),
+    Route("/xdr", "xdr", "xdr.wsdl", (ITI_41,)),
+    Route("/pix", "pix", "pix.wsdl", (ITI_44_ADD, ITI_44_REVISE, ITI_44_MERGE, ITI_45)),
+    # Operator tool for measuring the MTOM transport; only with [diagnostics] enabled = true.
+    Route("/diagnostics/mtom-echo", "diagnostics", "diagnostics.wsdl", (MTOM_ECHO,)),
+)
+
+
+def route_for(path: str, roles: frozenset[str]) -> Route | None:
+    """The route serving ``path`` when its role is switched on."""
+    path = path.rstrip("/") or "/"
+    return next((r for r in ROUTES if r.path == path and r.role in roles), None)

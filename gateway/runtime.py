@@ -1,0 +1,45 @@
+"""What a running gateway holds: its configuration, database and stores.
+
+Nothing a request needs lives only here in one worker's memory; this is a
+handle on shared state (the database, the blob folder), so several processes
+behave as one gateway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.config import Config
+from gateway.soap.service import Limits
+from gateway.store.blobs import FileBlobStore
+from gateway.store.db import Database
+from gateway.store.migrate import ensure_current
+
+
+@dataclass
+class Runtime:
+    config: Config
+    database: Database
+    blobs: FileBlobStore
+    limits: Limits
+    ports: Any = None
+
+    @classmethod
+    def start(cls, config: Config, *, ports: Any = None) -> Runtime:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        spool = config.data_dir / "spool"
+        spool.mkdir(exist_ok=True)
+        # Migrations take a lock, so workers starting together migrate once.
+        ensure_current(config.database_url)
+        return cls(
+            config=config,
+            database=Database(config.database_url, pool_size=config.server.threads),
+            blobs=FileBlobStore(config.data_dir / "blobs"),
+            limits=Limits(
+                max_message_bytes=config.limits.max_message_bytes,
+                max_attachment_bytes=config.limits.max_attachment_bytes,
+                spool_dir=str(spool),
+            ),
+            ports=ports,
+        )

@@ -1,0 +1,201 @@
+"""The SOAP pipeline for one request: bytes in, bytes out.
+
+read (plain or MTOM) -> envelope -> WS-Addressing -> route by action ->
+transaction parse/handle/serialize -> reply envelope (plain or MTOM).
+Every failure is turned into its answer here, in one place: a GatewayError
+becomes the transaction's error form, a SoapFault a fault, anything else a
+Receiver fault that names the request id and nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from lxml import etree
+
+from gateway.dispatch import Route
+from gateway.soap import mtom
+from gateway.soap.addressing import Addressing, addressing_fault, read_addressing, reply_headers
+from gateway.soap.envelope import Envelope, SoapVersion, build_envelope, parse_envelope
+from gateway.soap.faults import fault_envelope, http_status
+from profiles.error_forms import error_response
+from profiles.errors import GatewayError, SoapFault, receiver_fault, sender_fault
+from profiles.transaction import Context, OutgoingAttachment, Reply, Transaction
+
+log = logging.getLogger("gateway.soap")
+
+
+@dataclass(frozen=True)
+class SoapRequest:
+    path: str
+    content_type: str
+    stream: BinaryIO
+    content_length: int | None
+    soap_action: str | None  # SOAP 1.1 SOAPAction header, quotes removed
+    request_id: str
+    peer_subject: str | None = None
+
+
+@dataclass
+class SoapResponse:
+    status: int
+    content_type: str
+    body: Iterable[bytes]
+    action: str | None = None
+    transaction: str | None = None
+    outcome: str = "success"  # success | error | fault
+    cleanup: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_bytes: int
+    max_attachment_bytes: int
+    spool_dir: str | None = None
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _version_for(media_type: str) -> SoapVersion:
+    if media_type == "application/soap+xml":
+        return SoapVersion.SOAP12
+    if media_type == "text/xml":
+        return SoapVersion.SOAP11
+    raise SoapFault("Sender", "Unsupported content type for a SOAP request")
+
+
+def _read_plain(req: SoapRequest, limits: Limits) -> bytes:
+    if req.content_length is not None and req.content_length > limits.max_message_bytes:
+        raise sender_fault("Message exceeds the size limit")
+    data = req.stream.read(limits.max_message_bytes + 1)
+    if len(data) > limits.max_message_bytes:
+        raise sender_fault("Message exceeds the size limit")
+    return data
+
+
+def handle_soap(
+    route: Route, req: SoapRequest, *, home_community_id: str, limits: Limits, ports=None
+) -> SoapResponse:
+    """Answer one SOAP request on ``route``; never raises."""
+    version = SoapVersion.SOAP12
+    addressing: Addressing | None = None
+    cleanup: list = []
+    try:
+        media = _media_type(req.content_type)
+        attachments = {}
+        if mtom.is_multipart(media):
+            message = mtom.read_multipart(
+                req.stream,
+                req.content_type,
+                max_root_bytes=limits.max_message_bytes,
+                max_attachment_bytes=limits.max_attachment_bytes,
+                spool_dir=limits.spool_dir,
+            )
+            cleanup.append(message.close)
+            root, attachments = message.root, message.attachments
+            version = _version_for(message.root_media_type)
+        else:
+            version = _version_for(media)
+            root = _read_plain(req, limits)
+        envelope = parse_envelope(root, max_bytes=limits.max_message_bytes)
+        version = envelope.version
+        fallback = req.soap_action if version is SoapVersion.SOAP11 else None
+        addressing = read_addressing(envelope.headers, fallback_action=fallback)
+        txn = route.for_action(addressing.action)
+        if txn is None:
+            raise addressing_fault(
+                "ActionNotSupported",
+                f"The action is not supported at {route.path}",
+                ProblemAction=addressing.action,
+            )
+        ctx = Context(
+            request_id=req.request_id,
+            action=addressing.action,
+            message_id=addressing.message_id,
+            peer_subject=req.peer_subject,
+            home_community_id=home_community_id,
+            received_at=datetime.now(UTC),
+            attachments=attachments,
+            ports=ports,
+        )
+        response = _run(txn, envelope, ctx)
+        response.cleanup = cleanup
+        return response
+    except SoapFault as fault:
+        return _fault_response(fault, version, addressing, cleanup)
+    except Exception:
+        log.exception("unexpected error", extra={"request_id": req.request_id})
+        fault = receiver_fault(f"Internal error; request id {req.request_id}")
+        return _fault_response(fault, version, addressing, cleanup)
+
+
+def _run(txn: Transaction, envelope: Envelope, ctx: Context) -> SoapResponse:
+    if not txn.implemented:
+        raise receiver_fault(f"{txn.id} {txn.name} is not implemented by this gateway yet")
+    if envelope.body is None:
+        raise sender_fault("The SOAP Body is empty")
+    assert txn.parse and txn.handle and txn.serialize
+    outcome = "success"
+    try:
+        request = txn.parse(envelope.body, ctx)
+        result = txn.serialize(txn.handle(request, ctx))
+    except GatewayError as error:
+        if txn.error_form.value == "soap:Fault" or txn.error_form.value.startswith("hl7v3"):
+            raise
+        result = error_response(txn.error_form, error)
+        outcome = "error"
+    reply = result if isinstance(result, Reply) else Reply(result)
+    headers = reply_headers(txn.reply_action, ctx.message_id)
+    env = build_envelope(envelope.version, reply.body, headers)
+    content_type, body = _serialise(
+        env, envelope.version, reply.attachments, txn.mtom_response, txn.reply_action
+    )
+    return SoapResponse(200, content_type, body, txn.reply_action, txn.id, outcome)
+
+
+def _serialise(
+    env: etree._Element,
+    version: SoapVersion,
+    attachments: tuple[OutgoingAttachment, ...],
+    as_mtom: bool,
+    action: str,
+) -> tuple[str, Iterable[bytes]]:
+    xml = etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+    if as_mtom or attachments:
+        return mtom.write_multipart(
+            xml, attachments, soap_media_type=version.content_type, action=action
+        )
+    ct = version.content_type + "; charset=UTF-8"
+    if version is SoapVersion.SOAP12:
+        ct += f'; action="{action}"'
+    return ct, [xml]
+
+
+def _fault_response(
+    fault: SoapFault, version: SoapVersion, addressing: Addressing | None, cleanup: list
+) -> SoapResponse:
+    env = fault_envelope(fault, version, relates_to=addressing.message_id if addressing else None)
+    xml = etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+    return SoapResponse(
+        http_status(fault, version),
+        version.content_type + "; charset=UTF-8",
+        [xml],
+        action=addressing.action if addressing else None,
+        outcome="fault",
+        cleanup=cleanup,
+    )
+
+
+def iter_and_cleanup(response: SoapResponse) -> Iterator[bytes]:
+    """Yield the body, then release spooled files whatever happens."""
+    try:
+        yield from response.body
+    finally:
+        for fn in response.cleanup:
+            fn()

@@ -1,0 +1,171 @@
+"""The database handle: one SQLAlchemy engine per process, SQLite or PostgreSQL.
+
+Every worker process builds its own ``Database`` from the same URL; the
+database, not the process, holds the state, so several workers (and several
+machines on one PostgreSQL) behave as one gateway. Creating a ``Database``
+creates no tables: migrations do (``gateway.store.migrate``).
+
+SQLite is configured for several processes sharing one file: WAL (readers do
+not block the writer), a busy timeout (a writer waits for the lock instead of
+failing), foreign keys on, and SQLAlchemy, not the sqlite3 module, emitting
+BEGIN, so a transaction covers its reads too and DDL is transactional.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+POSTGRES_CONNECT_TIMEOUT_S = 5
+# Execution option read by the SQLite "begin" hook: "IMMEDIATE" takes the write lock at BEGIN.
+_BEGIN_OPTION = "gateway_sqlite_begin"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url``; plain ``postgresql://`` means psycopg 3, the driver we ship."""
+    u = make_url(url)
+    backend, _, driver = u.drivername.partition("+")
+    if backend == "postgres":  # the libpq spelling
+        backend = "postgresql"
+    if backend == "postgresql" and driver in ("", "psycopg"):
+        return u.set(drivername="postgresql+psycopg")
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        return u
+    raise ValueError(f"unsupported database URL {u.drivername!r}: use sqlite:// or postgresql://")
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return normalize_url(url).get_backend_name() == "sqlite"
+
+
+class Database:
+    """An engine and a session factory for one database URL.
+
+    ``pool_size`` is per process: size it to the worker's threads (gunicorn
+    ``--threads``) so each request thread can hold a connection;
+    ``max_overflow`` absorbs short bursts (background jobs, health checks).
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 4, max_overflow: int = 4) -> None:
+        self.url = normalize_url(url)
+        if self.url.get_backend_name() == "sqlite":
+            self.engine = _sqlite_engine(self.url)
+        else:
+            self.engine = _postgres_engine(self.url, pool_size, max_overflow)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._immediate_sessions = sessionmaker(
+            self.engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"}),
+            expire_on_commit=False,
+        )
+        _dispose_in_forked_children(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def ping(self) -> bool:
+        """True when ``SELECT 1`` works; False on any error (for /healthz, never raises)."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(sa.text("SELECT 1")).scalar() == 1
+        except Exception as exc:  # noqa: BLE001 - a health probe reports, it does not raise
+            log.warning("database ping failed: %s", type(exc).__name__)
+            return False
+
+    @contextmanager
+    def session(self, *, immediate: bool = False) -> Iterator[Session]:
+        """A Session that commits when the block ends and rolls back if it raises.
+
+        ``immediate=True`` is for read-then-write transactions: on SQLite it takes
+        the write lock at BEGIN, so a concurrent writer makes this one wait for the
+        busy timeout instead of failing with "database is locked" when it upgrades
+        from reading to writing. It changes nothing on PostgreSQL.
+        """
+        factory = self._immediate_sessions if immediate else self._sessions
+        with factory() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        """Close every pooled connection (at shutdown, or in tests)."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    memory = url.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = {}
+    if memory:
+        # One shared connection: each new connection to :memory: is a new, empty database.
+        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    engine = sa.create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see "begin" below)
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA foreign_keys = ON")
+            if not memory:
+                # Persistent in the file; synchronous stays FULL (the default) because an
+                # acknowledged submission must survive a power cut.
+                cur.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    return engine
+
+
+def _postgres_engine(url: URL, pool_size: int, max_overflow: int) -> Engine:
+    connect_args: dict[str, Any] = {"application_name": "ihe-gateway"}
+    if "connect_timeout" not in url.query:
+        # A blackholed host must not hang a health check or a start-up for minutes.
+        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,  # a connection PostgreSQL dropped (restart, failover) is replaced
+        pool_recycle=1800,  # and none outlives a proxy's idle timeout
+        pool_timeout=10,
+        connect_args=connect_args,
+    )
+
+
+def _dispose_in_forked_children(engine: Engine) -> None:
+    """A forked child (gunicorn preloading the app) must not share its parent's sockets:
+    drop the inherited pool without closing the parent's connections."""
+    ref = weakref.ref(engine)
+
+    def after_fork() -> None:
+        inherited = ref()
+        if inherited is not None:
+            inherited.dispose(close=False)
+
+    os.register_at_fork(after_in_child=after_fork)

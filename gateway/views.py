@@ -1,0 +1,102 @@
+"""HTTP views: SOAP POST and ``?wsdl`` on every route, and ``/healthz``."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Blueprint, Response, current_app, request
+
+import wsdl
+from gateway.dispatch import route_for
+from gateway.health import health_report
+from gateway.runtime import Runtime
+from gateway.soap.service import SoapRequest, handle_soap, iter_and_cleanup
+
+log = logging.getLogger("gateway.http")
+blueprint = Blueprint("gateway", __name__)
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["gateway"]
+
+
+def peer_subject() -> str | None:
+    """The verified client certificate's subject, as gunicorn's TLS socket saw it."""
+    sock = request.environ.get("gunicorn.socket")
+    getpeercert = getattr(sock, "getpeercert", None)
+    if getpeercert is None:
+        return None
+    cert = getpeercert()
+    if not cert:
+        return None
+    return ",".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    report = health_report(runtime())
+    status = 200 if report["status"] == "ok" else 503
+    return current_app.json.response(report), status
+
+
+@blueprint.route("/<path:path>", methods=["GET", "POST"])
+def soap_endpoint(path: str) -> Response:
+    rt = runtime()
+    route = route_for("/" + path, _roles(rt))
+    if route is None:
+        return Response("Not found\n", status=404, mimetype="text/plain")
+    if request.method == "GET":
+        if "wsdl" not in {k.lower() for k in request.args}:
+            return Response("POST SOAP here, or GET ?wsdl\n", status=405, mimetype="text/plain")
+        address = request.base_url
+        return Response(wsdl.render(route.wsdl, address), mimetype="text/xml")
+    return _post(rt, route)
+
+
+def _roles(rt: Runtime) -> frozenset[str]:
+    roles = set(rt.config.roles)
+    if rt.config.diagnostics:
+        roles.add("diagnostics")
+    return frozenset(roles)
+
+
+def _post(rt: Runtime, route) -> Response:
+    started = time.perf_counter()
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    peer = peer_subject()
+    soap_action = (request.headers.get("SOAPAction") or "").strip().strip('"') or None
+    answer = handle_soap(
+        route,
+        SoapRequest(
+            path=route.path,
+            content_type=request.headers.get("Content-Type", ""),
+            stream=request.stream,
+            content_length=request.content_length,
+            soap_action=soap_action,
+            request_id=request_id,
+            peer_subject=peer,
+        ),
+        home_community_id=rt.config.community.home_community_id,
+        limits=rt.limits,
+        ports=rt.ports,
+    )
+    log.info(
+        "soap request",
+        extra={
+            "request_id": request_id,
+            "path": route.path,
+            "action": answer.action,
+            "transaction": answer.transaction,
+            "peer": peer,
+            "status": answer.status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "outcome": answer.outcome,
+        },
+    )
+    response = Response(
+        iter_and_cleanup(answer), status=answer.status, content_type=answer.content_type
+    )
+    response.headers["X-Request-Id"] = request_id
+    return response

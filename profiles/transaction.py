@@ -1,0 +1,90 @@
+"""The descriptor every transaction module ends with, and the context it runs in.
+
+A transaction is written as ``parse(body) -> Request``, ``handle(request, ctx)
+-> Response`` and ``serialize(response) -> element``; the descriptor names them
+with the actions, audit codes and error form, and ``gateway/dispatch.py`` lists
+descriptors in one table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from lxml import etree
+
+
+class ErrorForm(StrEnum):
+    """How a GatewayError is answered for this transaction."""
+
+    REGISTRY_RESPONSE = "rs:RegistryResponse"
+    ADHOC_QUERY_RESPONSE = "query:AdhocQueryResponse"
+    RETRIEVE_RESPONSE = "xds:RetrieveDocumentSetResponse"
+    HL7V3_ACK = "hl7v3:acknowledgement"
+    SOAP_FAULT = "soap:Fault"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A binary MIME part of an MTOM message, already spooled and hashed."""
+
+    content_id: str
+    content_type: str
+    size: int
+    sha1: str
+    open: Callable[[], Any]  # returns a binary file object positioned at 0
+
+
+@dataclass(frozen=True)
+class OutgoingAttachment:
+    """A binary part to send as MTOM; ``chunks`` yields its bytes lazily."""
+
+    content_id: str
+    content_type: str
+    chunks: Callable[[], Iterator[bytes]]
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What ``serialize`` returns when the answer carries attachments."""
+
+    body: etree._Element
+    attachments: tuple[OutgoingAttachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler may know about the request besides its body."""
+
+    request_id: str
+    action: str
+    message_id: str | None
+    peer_subject: str | None
+    home_community_id: str
+    received_at: datetime
+    attachments: dict[str, Attachment] = field(default_factory=dict)
+    ports: Any = None  # the gateway's port bundle (registry, repository, patients...)
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One IHE transaction as the dispatcher sees it."""
+
+    id: str  # "ITI-18"
+    name: str  # "Registry Stored Query"
+    action: str
+    reply_action: str
+    error_form: ErrorForm
+    audit_event: tuple[str, str, str] = ("110112", "DCM", "Query")
+    parse: Callable[[etree._Element, Context], Any] | None = None
+    handle: Callable[[Any, Context], Any] | None = None
+    serialize: Callable[[Any], etree._Element | Reply] | None = None
+    mtom_response: bool = False
+
+    @property
+    def implemented(self) -> bool:
+        return self.parse is not None and self.handle is not None and self.serialize is not None

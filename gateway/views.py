@@ -48,9 +48,15 @@ def soap_endpoint(path: str) -> Response:
     if route is None:
         return Response("Not found\n", status=404, mimetype="text/plain")
     if request.method == "GET":
+        address = request.base_url
+        if "xsd" in request.args:
+            try:
+                body = wsdl.render_xsd(request.args["xsd"], address)
+            except (ValueError, FileNotFoundError):  # path leaves xsd/, or no such schema
+                return Response("No such schema\n", status=404, mimetype="text/plain")
+            return Response(body, mimetype="text/xml")
         if "wsdl" not in {k.lower() for k in request.args}:
             return Response("POST SOAP here, or GET ?wsdl\n", status=405, mimetype="text/plain")
-        address = request.base_url
         return Response(wsdl.render(route.wsdl, address), mimetype="text/xml")
     return _post(rt, route)
 

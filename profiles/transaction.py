@@ -2,7 +2,8 @@
 
 A transaction is written as ``parse(body) -> Request``, ``handle(request, ctx)
 -> Response`` and ``serialize(response) -> element``; the descriptor names them
-with the actions, audit codes and error form, and ``gateway/dispatch.py`` lists
+with the actions and error form (audit codes per transaction id are in
+``profiles.atna.codes``), and ``gateway/dispatch.py`` lists
 descriptors in one table.
 """
 
@@ -79,7 +80,6 @@ class Transaction:
     action: str
     reply_action: str
     error_form: ErrorForm
-    audit_event: tuple[str, str, str] = ("110112", "DCM", "Query")
     parse: Callable[[etree._Element, Context], Any] | None = None
     handle: Callable[[Any, Context], Any] | None = None
     serialize: Callable[[Any], etree._Element | Reply] | None = None

@@ -84,6 +84,9 @@ class Transaction:
     handle: Callable[[Any, Context], Any] | None = None
     serialize: Callable[[Any], etree._Element | Reply] | None = None
     mtom_response: bool = False
+    # Builds the error answer for forms that need the request (HL7 v3 acknowledgements):
+    # called with the parsed request, or None when parsing itself failed.
+    error_reply: Callable[[Any, Any], etree._Element] | None = None
 
     @property
     def implemented(self) -> bool:

@@ -24,7 +24,7 @@ from gateway.soap.envelope import Envelope, SoapVersion, build_envelope, parse_e
 from gateway.soap.faults import fault_envelope, http_status
 from profiles.error_forms import error_response
 from profiles.errors import GatewayError, SoapFault, receiver_fault, sender_fault
-from profiles.transaction import Context, OutgoingAttachment, Reply, Transaction
+from profiles.transaction import Context, ErrorForm, OutgoingAttachment, Reply, Transaction
 
 log = logging.getLogger("gateway.soap")
 
@@ -142,13 +142,12 @@ def _run(txn: Transaction, envelope: Envelope, ctx: Context) -> SoapResponse:
         raise sender_fault("The SOAP Body is empty")
     assert txn.parse and txn.handle and txn.serialize
     outcome = "success"
+    request = None
     try:
         request = txn.parse(envelope.body, ctx)
         result = txn.serialize(txn.handle(request, ctx))
     except GatewayError as error:
-        if txn.error_form.value == "soap:Fault" or txn.error_form.value.startswith("hl7v3"):
-            raise
-        result = error_response(txn.error_form, error)
+        result = _error_answer(txn, request, error)
         outcome = "error"
     reply = result if isinstance(result, Reply) else Reply(result)
     headers = reply_headers(txn.reply_action, ctx.message_id)
@@ -157,6 +156,15 @@ def _run(txn: Transaction, envelope: Envelope, ctx: Context) -> SoapResponse:
         env, envelope.version, reply.attachments, txn.mtom_response, txn.reply_action
     )
     return SoapResponse(200, content_type, body, txn.reply_action, txn.id, outcome)
+
+
+def _error_answer(txn: Transaction, request, error: GatewayError) -> etree._Element:
+    """The transaction's own error form; a SOAP fault when it has none."""
+    if txn.error_reply is not None:
+        return txn.error_reply(request, error)
+    if txn.error_form in (ErrorForm.SOAP_FAULT, ErrorForm.HL7V3_ACK):
+        raise sender_fault(error.context)
+    return error_response(txn.error_form, error)
 
 
 def _serialise(

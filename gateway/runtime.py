@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import Config
+from gateway.ports import build_ports
 from gateway.soap.service import Limits
 from gateway.store.blobs import FileBlobStore
 from gateway.store.db import Database
@@ -32,14 +33,16 @@ class Runtime:
         spool.mkdir(exist_ok=True)
         # Migrations take a lock, so workers starting together migrate once.
         ensure_current(config.database_url)
+        database = Database(config.database_url, pool_size=config.server.threads)
+        blobs = FileBlobStore(config.data_dir / "blobs")
         return cls(
             config=config,
-            database=Database(config.database_url, pool_size=config.server.threads),
-            blobs=FileBlobStore(config.data_dir / "blobs"),
+            database=database,
+            blobs=blobs,
             limits=Limits(
                 max_message_bytes=config.limits.max_message_bytes,
                 max_attachment_bytes=config.limits.max_attachment_bytes,
                 spool_dir=str(spool),
             ),
-            ports=ports,
+            ports=ports if ports is not None else build_ports(config, database, blobs),
         )

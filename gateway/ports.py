@@ -1,0 +1,42 @@
+"""The port bundle handed to transactions as ``ctx.ports``.
+
+Each profile declares the small Protocols it needs in ``profiles/<profile>/ports.py``;
+this is the one place that plugs the gateway's implementations into them. Tests pass
+their own bundle (in-memory fakes) to ``create_app(config, ports=...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.config import Config
+from gateway.store.blobs import FileBlobStore
+from gateway.store.db import Database
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass
+class Ports:
+    config: Config
+    database: Database
+    blobs: FileBlobStore
+    clock: Any
+    # Filled by the profiles' adapters as they land (one line each in build_ports).
+    patients: Any = None
+    registry: Any = None
+    repository: Any = None
+    partners: Any = None
+    audit: Any = None
+
+
+def build_ports(config: Config, database: Database, blobs: FileBlobStore) -> Ports:
+    ports = Ports(config=config, database=database, blobs=blobs, clock=SystemClock())
+    # Adapters register here, one line each, e.g.:
+    # ports.patients = SqlPatientIndex(database)
+    return ports

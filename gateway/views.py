@@ -105,4 +105,7 @@ def _post(rt: Runtime, route) -> Response:
         iter_and_cleanup(answer), status=answer.status, content_type=answer.content_type
     )
     response.headers["X-Request-Id"] = request_id
+    length = getattr(answer.body, "length", None)
+    if length is not None:  # some Java stacks refuse chunked MTOM answers
+        response.headers["Content-Length"] = str(length)
     return response

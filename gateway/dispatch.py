@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.diagnostics import MTOM_ECHO
+from profiles.pix.iti44 import ITI_44_ADD, ITI_44_MERGE, ITI_44_REVISE
+from profiles.pix.iti45 import ITI_45
 from profiles.transaction import ErrorForm, Transaction
+from profiles.xcpd.iti55 import ITI_55
 
 
 def planned(
@@ -71,28 +74,12 @@ ITI_43 = planned(
     _RETRIEVE,
     mtom=True,
 )
-ITI_55 = planned(
+# The initiating side of ITI-55 (fan-out to partners) is not written yet; /xcpd responds.
+ITI_55_INITIATING = planned(
     "ITI-55",
     "Cross Gateway Patient Discovery",
     "urn:hl7-org:v3:PRPA_IN201305UV02:CrossGatewayPatientDiscovery",
     "urn:hl7-org:v3:PRPA_IN201306UV02:CrossGatewayPatientDiscovery",
-    _HL7,
-)
-_ACK = "urn:hl7-org:v3:MCCI_IN000002UV01"
-ITI_44_ADD = planned(
-    "ITI-44", "Patient Identity Feed (add)", "urn:hl7-org:v3:PRPA_IN201301UV02", _ACK, _HL7
-)
-ITI_44_REVISE = planned(
-    "ITI-44", "Patient Identity Feed (revise)", "urn:hl7-org:v3:PRPA_IN201302UV02", _ACK, _HL7
-)
-ITI_44_MERGE = planned(
-    "ITI-44", "Patient Identity Feed (merge)", "urn:hl7-org:v3:PRPA_IN201304UV02", _ACK, _HL7
-)
-ITI_45 = planned(
-    "ITI-45",
-    "PIXV3 Query",
-    "urn:hl7-org:v3:PRPA_IN201309UV02",
-    "urn:hl7-org:v3:PRPA_IN201310UV02",
     _HL7,
 )
 
@@ -116,7 +103,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/ig/query", "initiating_gateway", "ig-query.wsdl", (ITI_18,)),
     Route("/ig/retrieve", "initiating_gateway", "ig-retrieve.wsdl", (ITI_43,)),
     Route("/xcpd", "xcpd", "xcpd.wsdl", (ITI_55,)),
-    Route("/ig/xcpd", "initiating_gateway", "ig-xcpd.wsdl", (ITI_55,)),
+    Route("/ig/xcpd", "initiating_gateway", "ig-xcpd.wsdl", (ITI_55_INITIATING,)),
     Route("/xds/registry", "registry", "xds-registry.wsdl", (ITI_42, ITI_18)),
     Route("/xds/repository", "repository", "xds-repository.wsdl", (ITI_41, ITI_43)),
     Route("/xdr", "xdr", "xdr.wsdl", (ITI_41,)),

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.config import Config
+from gateway.patients.index import SqlPatientIndex
 from gateway.store.blobs import FileBlobStore
 from gateway.store.db import Database
 
@@ -39,4 +40,5 @@ def build_ports(config: Config, database: Database, blobs: FileBlobStore) -> Por
     ports = Ports(config=config, database=database, blobs=blobs, clock=SystemClock())
     # Adapters register here, one line each, e.g.:
     # ports.patients = SqlPatientIndex(database)
+    ports.patients = SqlPatientIndex(database)
     return ports

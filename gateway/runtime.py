@@ -25,6 +25,7 @@ class Runtime:
     blobs: FileBlobStore
     limits: Limits
     ports: Any = None
+    security: Any = None  # the XUA gate run before handlers (gateway/soap/service.SecurityGate)
 
     @classmethod
     def start(cls, config: Config, *, ports: Any = None) -> Runtime:

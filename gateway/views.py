@@ -87,6 +87,7 @@ def _post(rt: Runtime, route) -> Response:
         home_community_id=rt.config.community.home_community_id,
         limits=rt.limits,
         ports=rt.ports,
+        security=rt.security,
     )
     log.info(
         "soap request",

@@ -69,6 +69,7 @@ class Context:
     received_at: datetime
     attachments: dict[str, Attachment] = field(default_factory=dict)
     ports: Any = None  # the gateway's port bundle (registry, repository, patients...)
+    principal: Any = None  # the verified XUA Principal, when the request carried one
 
 
 @dataclass(frozen=True)

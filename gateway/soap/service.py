@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from lxml import etree
 
@@ -79,8 +79,24 @@ def _read_plain(req: SoapRequest, limits: Limits) -> bytes:
     return data
 
 
+class SecurityGate(Protocol):
+    """Checks a request's WS-Security header before any handler runs (XUA).
+
+    Returns the verified principal (or None where the route needs none);
+    raises SoapFault to refuse.
+    """
+
+    def __call__(self, route: Route, envelope: Envelope, req: SoapRequest) -> Any: ...
+
+
 def handle_soap(
-    route: Route, req: SoapRequest, *, home_community_id: str, limits: Limits, ports=None
+    route: Route,
+    req: SoapRequest,
+    *,
+    home_community_id: str,
+    limits: Limits,
+    ports=None,
+    security: SecurityGate | None = None,
 ) -> SoapResponse:
     """Answer one SOAP request on ``route``; never raises."""
     version = SoapVersion.SOAP12
@@ -114,6 +130,7 @@ def handle_soap(
                 f"The action is not supported at {route.path}",
                 ProblemAction=addressing.action,
             )
+        principal = security(route, envelope, req) if security is not None else None
         ctx = Context(
             request_id=req.request_id,
             action=addressing.action,
@@ -123,6 +140,7 @@ def handle_soap(
             received_at=datetime.now(UTC),
             attachments=attachments,
             ports=ports,
+            principal=principal,
         )
         response = _run(txn, envelope, ctx)
         response.cleanup = cleanup

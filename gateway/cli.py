@@ -47,6 +47,8 @@ def init(directory: Path, community_id: str | None, name: str | None, port: int)
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(summary)
 
 

@@ -31,7 +31,7 @@ def tables(url: str) -> set[str]:
 def test_up_down_up(database_url: str) -> None:
     assert migrate.current(database_url) is None
     migrate.upgrade(database_url)
-    assert migrate.current(database_url) == migrate.head() == "0001"
+    assert migrate.current(database_url) == migrate.head()
     assert "blobs" in tables(database_url)
 
     migrate.downgrade(database_url, "base")

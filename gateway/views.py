@@ -22,16 +22,23 @@ def runtime() -> Runtime:
     return current_app.extensions["gateway"]
 
 
+def _peer_socket():
+    return request.environ.get("gunicorn.socket")
+
+
 def peer_subject() -> str | None:
     """The verified client certificate's subject, as gunicorn's TLS socket saw it."""
-    sock = request.environ.get("gunicorn.socket")
-    getpeercert = getattr(sock, "getpeercert", None)
-    if getpeercert is None:
-        return None
-    cert = getpeercert()
+    getpeercert = getattr(_peer_socket(), "getpeercert", None)
+    cert = getpeercert() if getpeercert is not None else None
     if not cert:
         return None
     return ",".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
+
+
+def peer_certificate() -> bytes | None:
+    """DER bytes of the verified client certificate (XUA binds holder-of-key to it)."""
+    getpeercert = getattr(_peer_socket(), "getpeercert", None)
+    return getpeercert(binary_form=True) if getpeercert is not None else None
 
 
 @blueprint.get("/healthz")
@@ -83,6 +90,7 @@ def _post(rt: Runtime, route) -> Response:
             soap_action=soap_action,
             request_id=request_id,
             peer_subject=peer,
+            peer_certificate=peer_certificate(),
         ),
         home_community_id=rt.config.community.home_community_id,
         limits=rt.limits,

@@ -38,6 +38,7 @@ class SoapRequest:
     soap_action: str | None  # SOAP 1.1 SOAPAction header, quotes removed
     request_id: str
     peer_subject: str | None = None
+    peer_certificate: bytes | None = None  # DER of the verified TLS client certificate
 
 
 @dataclass

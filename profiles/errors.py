@@ -86,6 +86,15 @@ XDSUnknownRepositoryId = _error("XDSUnknownRepositoryId", "repositoryUniqueId is
 XDSUnknownCommunity = _error("XDSUnknownCommunity", "homeCommunityId is not known.")
 XDSMissingHomeCommunityId = _error("XDSMissingHomeCommunityId", "homeCommunityId is required.")
 XDSUnavailableCommunity = _error("XDSUnavailableCommunity", "A community did not answer.")
+XDSRegistryDuplicateUniqueIdInMessage = _error(
+    "XDSRegistryDuplicateUniqueIdInMessage", "A uniqueId appears twice in one submission."
+)
+XDSRepositoryDuplicateUniqueIdInMessage = _error(
+    "XDSRepositoryDuplicateUniqueIdInMessage", "A uniqueId appears twice in one submission."
+)
+XDSRegistryDeprecatedDocumentError = _error(
+    "XDSRegistryDeprecatedDocumentError", "An association targets a deprecated DocumentEntry."
+)
 UnresolvedReferenceException = _error("UnresolvedReferenceException", "A reference is unresolved.")
 
 

@@ -32,7 +32,6 @@ import argparse
 import io
 import platform
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -43,20 +42,19 @@ from pathlib import Path
 import sqlalchemy as sa
 from lxml import etree
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from gateway.audit.hook import Auditor, RequestAudit, RequestFacts
+from gateway.audit.queue import AuditQueue
+from gateway.config import AuditDestination
+from gateway.dispatch import ITI_38, ITI_42, Route
+from gateway.soap.service import Limits, SoapRequest, handle_soap, iter_and_cleanup
+from gateway.store import migrate
+from gateway.store.db import Database
+from profiles.atna.codes import AuditSourceType, Side
+from profiles.atna.events import Endpoint, query_event, submission_event
+from profiles.atna.message import AuditSourceIdentification
+from profiles.transaction import Transaction
 
-from gateway.audit.hook import Auditor, RequestAudit, RequestFacts  # noqa: E402
-from gateway.audit.queue import AuditQueue  # noqa: E402
-from gateway.config import AuditDestination  # noqa: E402
-from gateway.dispatch import ITI_38, ITI_42, Route  # noqa: E402
-from gateway.soap.service import Limits, SoapRequest, handle_soap, iter_and_cleanup  # noqa: E402
-from gateway.store import migrate  # noqa: E402
-from gateway.store.db import Database  # noqa: E402
-from profiles.atna.codes import AuditSourceType, Side  # noqa: E402
-from profiles.atna.events import Endpoint, query_event, submission_event  # noqa: E402
-from profiles.atna.message import AuditSourceIdentification  # noqa: E402
-from profiles.transaction import Transaction  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 MESSAGES = REPO.parent / "shared" / "conformance" / "messages"
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"

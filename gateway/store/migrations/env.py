@@ -17,7 +17,9 @@ from alembic import context
 
 from gateway.store.db import normalize_url
 from gateway.store.migrate import locked_connection
-from gateway.store.models import Base
+from gateway.store.models import Base, import_all_models
+
+import_all_models()
 
 config = context.config
 target_metadata = Base.metadata

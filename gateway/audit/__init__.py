@@ -1,0 +1,27 @@
+"""ATNA I/O (ITI-20): the durable audit queue, its sender, the repository, the CLI.
+
+    models.py      audit_records (+ terms for search), audit_deliveries (the outbox)
+    queue.py       AuditQueue: enqueue in the caller's session, enqueue_now, backlog
+    hook.py        Auditor / RequestAudit: how the SOAP pipeline audits every request
+    sender.py      AuditSender: background delivery with claims, retry and back-off
+    transport.py   RFC 5425 TLS and RFC 5426 UDP transports, TLS contexts
+    repository.py  AuditRepository: syslog server over TLS and UDP, validating, storing
+    search.py      search and export of the trail (AuditQuery)
+    cli.py         ``ihe-gateway audit-repository`` and ``ihe-gateway audit search|export``
+
+The messages themselves (DICOM audit XML, syslog framing) are built without I/O
+in ``profiles/atna``; this package only stores and moves them.
+"""
+
+from gateway.audit.hook import Auditor, RequestAudit, RequestFacts
+from gateway.audit.queue import AuditQueue
+from gateway.audit.sender import AuditSender, SenderSettings
+
+__all__ = [
+    "AuditQueue",
+    "AuditSender",
+    "Auditor",
+    "RequestAudit",
+    "RequestFacts",
+    "SenderSettings",
+]

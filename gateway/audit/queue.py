@@ -1,0 +1,239 @@
+"""The durable audit queue: records written in the caller's own database transaction.
+
+A transaction that stores data (a registered submission, a patient feed) calls
+``enqueue(session, message)`` with the session it writes with: the audit record
+commits with the data or not at all, and once committed it survives any crash
+of the process, because the outbox row is in the database, not in memory. The
+background sender (``sender.py``) delivers it later, off the request path.
+
+Inserts use ``INSERT ... ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL): the
+same record enqueued twice (same XML, hence same ``record_id``) is stored once
+and never breaks the caller's transaction with a key violation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from gateway.audit.models import (
+    FAILED,
+    ORIGIN_LOCAL,
+    PENDING,
+    TERM_PATIENT,
+    TERM_USER,
+    AuditDelivery,
+    AuditEntry,
+    AuditTerm,
+)
+from gateway.config import AuditDestination
+from gateway.store.db import Database
+from gateway.store.models import utcnow
+from profiles.atna.message import AuditMessage
+from profiles.atna.record import AuditRecord, audit_record
+
+
+def destination_key(destination: AuditDestination) -> str:
+    """The outbox's name for a destination: ``tls://host:port`` or ``udp://host:port``."""
+    host = destination.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal
+    return f"{destination.transport}://{host}:{destination.port}"
+
+
+_STATEMENTS: dict[tuple[str, str], sa.Insert] = {}
+
+
+def _insert(session: Session, model: type, rows: list[dict], conflict: Sequence[str]) -> None:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on the session's own connection and transaction.
+
+    Core, not the ORM: no autoflush, no bulk-persistence bookkeeping, and the
+    statement is built once per dialect, so an enqueue costs little more than the
+    database round trips themselves (``bench/audit.py``).
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect.name
+    key = (dialect, model.__tablename__)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = ins(model.__table__).on_conflict_do_nothing(index_elements=list(conflict))
+        _STATEMENTS[key] = stmt
+    connection.execute(stmt, rows)
+
+
+def record_row(record: AuditRecord, *, origin: str = ORIGIN_LOCAL, **received) -> dict:
+    """The ``audit_records`` row for a record; ``received`` adds peer_address etc."""
+    return {
+        "record_id": record.record_id,
+        "xml": record.xml,
+        "event_time": record.event_time,
+        "event_id": record.event_id,
+        "event_type": record.event_type,
+        "action": record.action,
+        "outcome": record.outcome,
+        "source_user": _cut(record.source_user, 1024),
+        "source_address": _cut(record.source_address, 256),
+        "destination_user": _cut(record.destination_user, 1024),
+        "audit_source_id": _cut(record.audit_source_id, 256) or "",
+        "origin": origin,
+        "stored_at": utcnow(),
+        "peer_address": _cut(received.get("peer_address"), 256),
+        "peer_subject": _cut(received.get("peer_subject"), 1024),
+        "syslog_hostname": _cut(received.get("syslog_hostname"), 255),
+        "syslog_app_name": _cut(received.get("syslog_app_name"), 48),
+    }
+
+
+def term_rows(record: AuditRecord) -> list[dict]:
+    terms = {(TERM_PATIENT, p) for p in record.patient_ids if p}
+    terms |= {(TERM_USER, u) for u in record.users if u}
+    return [{"record_id": record.record_id, "kind": k, "value": _cut(v, 1024)} for k, v in terms]
+
+
+def _cut(value: str | None, size: int) -> str | None:
+    return None if value is None else value[:size]
+
+
+def store_records(session: Session, rows: Iterable[tuple[AuditRecord, dict]]) -> None:
+    """Insert records with their search terms (duplicates ignored); no deliveries."""
+    rows = list(rows)
+    _insert(session, AuditEntry, [r for _, r in rows], ["record_id"])
+    terms = [t for rec, _ in rows for t in term_rows(rec)]
+    _insert(session, AuditTerm, terms, ["record_id", "kind", "value"])
+
+
+def _one_statement() -> sa.TextClause:
+    """PostgreSQL: record, terms and deliveries in one round trip (data-modifying CTEs).
+
+    The foreign keys of the terms and deliveries are checked at the end of the
+    statement, when the record row exists.
+    """
+    columns = list(AuditEntry.__table__.columns.keys())
+    types = {c.name: c.type for c in AuditEntry.__table__.columns}
+    strings = postgresql.ARRAY(sa.String())
+    sql = f"""
+        WITH record AS (
+            INSERT INTO audit_records ({", ".join(columns)})
+            VALUES ({", ".join(":" + c for c in columns)})
+            ON CONFLICT (record_id) DO NOTHING
+        ), terms AS (
+            INSERT INTO audit_record_terms (record_id, kind, value)
+            SELECT :record_id, t.kind, t.value
+            FROM unnest(:term_kinds, :term_values) AS t(kind, value)
+            ON CONFLICT DO NOTHING
+        )
+        INSERT INTO audit_deliveries
+            (record_id, destination, state, attempts, queued_at, next_attempt_at)
+        SELECT :record_id, d.destination, '{PENDING}', 0, :stored_at, :stored_at
+        FROM unnest(:destinations) AS d(destination)
+        ON CONFLICT (record_id, destination) DO NOTHING
+    """
+    return sa.text(sql).bindparams(
+        *(sa.bindparam(c, type_=types[c]) for c in columns),
+        sa.bindparam("term_kinds", type_=strings),
+        sa.bindparam("term_values", type_=strings),
+        sa.bindparam("destinations", type_=strings),
+    )
+
+
+_POSTGRES_ENQUEUE = _one_statement()
+
+
+class AuditQueue:
+    """Writes audit records and their outbox rows; reads the backlog.
+
+    ``destinations`` are the audit repositories each new record is owed to
+    (``Config.audit``); with none, records are kept for local search only.
+    """
+
+    def __init__(self, database: Database, destinations: Iterable[AuditDestination] = ()):
+        self.database = database
+        self.destinations = tuple(destinations)
+        self._keys = list(dict.fromkeys(destination_key(d) for d in self.destinations))
+
+    def enqueue(self, session: Session, item: AuditMessage | AuditRecord) -> AuditRecord:
+        """Add one record to ``session``: it commits, or rolls back, with the caller's data."""
+        record = item if isinstance(item, AuditRecord) else audit_record(item)
+        row = record_row(record)
+        terms = term_rows(record)
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            params = {
+                **row,
+                "term_kinds": [t["kind"] for t in terms],
+                "term_values": [t["value"] for t in terms],
+                "destinations": self._keys,
+            }
+            connection.execute(_POSTGRES_ENQUEUE, params)
+            return record
+        _insert(session, AuditEntry, [row], ["record_id"])
+        _insert(session, AuditTerm, terms, ["record_id", "kind", "value"])
+        now = row["stored_at"]
+        deliveries = [
+            {
+                "record_id": record.record_id,
+                "destination": key,
+                "state": PENDING,
+                "attempts": 0,
+                "queued_at": now,
+                "next_attempt_at": now,
+            }
+            for key in self._keys
+        ]
+        _insert(session, AuditDelivery, deliveries, ["record_id", "destination"])
+        return record
+
+    def enqueue_many(self, session: Session, items: Iterable[AuditMessage | AuditRecord]) -> int:
+        count = 0
+        for item in items:
+            self.enqueue(session, item)
+            count += 1
+        return count
+
+    def enqueue_now(self, message: AuditMessage | AuditRecord) -> AuditRecord:
+        """Store a record in its own short transaction (application start/stop, alerts).
+
+        Raises what the database raises: the caller decides whether to log and go on.
+        """
+        with self.database.session() as session:
+            return self.enqueue(session, message)
+
+    def backlog(self) -> dict:
+        """Undelivered records per destination, for ``/healthz`` and the logs."""
+        d = AuditDelivery
+        failing = sa.func.sum(sa.case((d.attempts > 0, 1), else_=0))
+        query = (
+            sa.select(d.destination, sa.func.count(), sa.func.min(d.queued_at), failing)
+            .where(d.state == PENDING)
+            .group_by(d.destination)
+        )
+        with self.database.session() as session:
+            rows = {r[0]: r for r in session.execute(query)}
+            errors = dict(
+                session.execute(
+                    sa.select(d.destination, sa.func.max(d.last_error))
+                    .where(d.state == PENDING, d.last_error.is_not(None))
+                    .group_by(d.destination)
+                ).all()
+            )
+            failed = session.scalar(sa.select(sa.func.count()).where(d.state == FAILED)) or 0
+        now = utcnow()
+        report: dict = {"pending": 0, "undeliverable": failed, "destinations": {}}
+        for key in sorted(set(rows) | set(self._keys)):
+            _, count, oldest, failing_rows = rows.get(key, (key, 0, None, 0))
+            report["pending"] += count
+            report["destinations"][key] = {
+                "pending": count,
+                "oldest_age_seconds": None
+                if oldest is None
+                else round((now - oldest).total_seconds(), 1),
+                "retrying": int(failing_rows or 0),
+                "last_error": errors.get(key),
+            }
+        return report

@@ -80,6 +80,25 @@ class Partner:
     url: str
     ca: Path | None = None
     timeout_seconds: float = 30.0
+    # XUA quirks: each loosens the strict policy for this partner only.
+    allow_sha1: bool = False
+    purpose_for_use: bool = False
+    allow_bearer: bool = False
+    allow_assertion_reuse: bool = False
+    signing_certificates: Path | None = None
+
+
+@dataclass(frozen=True)
+class Xua:
+    """The ``[xua]`` table; the defaults are the production ones."""
+
+    required_on_partner_endpoints: bool = True  # false: development only, logged at start
+    clock_skew_seconds: float = 300.0
+    audience: tuple[str, ...] = ()
+    require_registered_partner: bool = False
+    timestamp_max_age_seconds: float = 300.0
+    max_assertion_age_seconds: float = 3600.0
+    role_codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +120,7 @@ class Config:
     partners: tuple[Partner, ...] = ()
     audit: tuple[AuditDestination, ...] = ()
     diagnostics: bool = False
+    xua: Xua = field(default_factory=Xua)
     source: Path | None = None
 
     def has_role(self, role: str) -> bool:
@@ -170,6 +190,14 @@ def _port(value: int) -> str | None:
 
 def _positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than zero"
+
+
+def _not_negative(value: float) -> str | None:
+    return None if value >= 0 else "must not be negative"
+
+
+def _strings(value: list) -> str | None:
+    return None if all(isinstance(v, str) for v in value) else "must be a list of strings"
 
 
 def load_config(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Config:
@@ -280,6 +308,11 @@ def config_from_dict(
                 timeout_seconds=float(
                     p.get("timeout_seconds", (int, float), 30.0, check=_positive)
                 ),
+                allow_sha1=p.get("allow_sha1", bool, False),
+                purpose_for_use=p.get("purpose_for_use", bool, False),
+                allow_bearer=p.get("allow_bearer", bool, False),
+                allow_assertion_reuse=p.get("allow_assertion_reuse", bool, False),
+                signing_certificates=resolve(p.get("signing_certificates", str, None)),
             )
         )
         p.finish()
@@ -303,6 +336,29 @@ def config_from_dict(
         ad.finish()
     a.finish()
 
+    x = top.sub("xua")
+    xd = Xua()
+    xua = Xua(
+        required_on_partner_endpoints=x.get(
+            "required_on_partner_endpoints", bool, xd.required_on_partner_endpoints
+        ),
+        clock_skew_seconds=float(
+            x.get("clock_skew_seconds", (int, float), xd.clock_skew_seconds, check=_not_negative)
+        ),
+        audience=tuple(x.get("audience", list, [], check=_strings)),
+        require_registered_partner=x.get(
+            "require_registered_partner", bool, xd.require_registered_partner
+        ),
+        timestamp_max_age_seconds=float(
+            x.get("timestamp_max_age_seconds", (int, float), 300.0, check=_positive)
+        ),
+        max_assertion_age_seconds=float(
+            x.get("max_assertion_age_seconds", (int, float), 3600.0, check=_positive)
+        ),
+        role_codes=tuple(x.get("role_codes", list, [], check=_strings)),
+    )
+    x.finish()
+
     dg = top.sub("diagnostics")
     diagnostics = dg.get("enabled", bool, False)
     dg.finish()
@@ -321,5 +377,6 @@ def config_from_dict(
         partners=tuple(partners),
         audit=tuple(audit),
         diagnostics=diagnostics,
+        xua=xua,
         source=source,
     )

@@ -7,11 +7,16 @@ behave as one gateway.
 
 from __future__ import annotations
 
+import atexit
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.audit.hook import Auditor
+from gateway.audit.sender import AuditSender
+from gateway.audit.transport import client_context
 from gateway.config import Config
 from gateway.ports import build_ports
+from gateway.security import build_security
 from gateway.soap.service import Limits
 from gateway.store.blobs import FileBlobStore
 from gateway.store.db import Database
@@ -26,6 +31,8 @@ class Runtime:
     limits: Limits
     ports: Any = None
     security: Any = None  # the XUA gate run before handlers (gateway/soap/service.SecurityGate)
+    audit: Auditor | None = None
+    audit_sender: AuditSender | None = None
 
     @classmethod
     def start(cls, config: Config, *, ports: Any = None) -> Runtime:
@@ -36,6 +43,15 @@ class Runtime:
         ensure_current(config.database_url)
         database = Database(config.database_url, pool_size=config.server.threads)
         blobs = FileBlobStore(config.data_dir / "blobs")
+        auditor = Auditor.from_config(config, database)
+        sender = None
+        if config.audit:
+            # One sender thread per worker; rows are claimed with SKIP LOCKED, so
+            # several workers and machines deliver each record once.
+            factory = (lambda: client_context(config.tls)) if config.tls else None
+            sender = AuditSender(database, config.audit, factory)
+            sender.start()
+            atexit.register(sender.stop)
         return cls(
             config=config,
             database=database,
@@ -46,4 +62,7 @@ class Runtime:
                 spool_dir=str(spool),
             ),
             ports=ports if ports is not None else build_ports(config, database, blobs),
+            security=build_security(config, database),
+            audit=auditor,
+            audit_sender=sender,
         )

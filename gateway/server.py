@@ -161,6 +161,8 @@ def _worker_exit(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)
     runtime = getattr(app, "extensions", {}).get("gateway")
     if runtime is not None:
+        if runtime.audit_sender is not None:
+            runtime.audit_sender.stop()
         runtime.database.dispose()
 
 
@@ -234,7 +236,23 @@ def serve(
         server_context(config.tls)
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # SQLite's file lives here
     _migrate(config.database_url)
-    GatewayApplication(config, config_path=config_path, port=port, workers=workers, http=http).run()
+    auditor = _node_auditor(config)
+    auditor.application_activity(True, launcher="ihe-gateway serve")
+    try:
+        GatewayApplication(
+            config, config_path=config_path, port=port, workers=workers, http=http
+        ).run()
+    finally:
+        auditor.application_activity(False, launcher="ihe-gateway serve")
+        auditor.queue.database.dispose()
+
+
+def _node_auditor(config: Config):
+    """The master's own auditor, for application start and stop (ITI-20 node events)."""
+    from gateway.audit.hook import Auditor
+    from gateway.store.db import Database
+
+    return Auditor.from_config(config, Database(config.database_url, pool_size=1))
 
 
 def _migrate(url: str) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from functools import partial
 
 from flask import Blueprint, Response, current_app, request
 
 import wsdl
+from gateway.audit.hook import RequestFacts, finish_audit
 from gateway.dispatch import route_for
 from gateway.health import health_report
 from gateway.runtime import Runtime
@@ -80,6 +82,7 @@ def _post(rt: Runtime, route) -> Response:
     request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
     peer = peer_subject()
     soap_action = (request.headers.get("SOAPAction") or "").strip().strip('"') or None
+    audit = rt.audit.request(RequestFacts(request_id, request.base_url, request.remote_addr, peer))
     answer = handle_soap(
         route,
         SoapRequest(
@@ -96,6 +99,7 @@ def _post(rt: Runtime, route) -> Response:
         limits=rt.limits,
         ports=rt.ports,
         security=rt.security,
+        audit=audit,
     )
     log.info(
         "soap request",
@@ -113,6 +117,7 @@ def _post(rt: Runtime, route) -> Response:
     response = Response(
         iter_and_cleanup(answer), status=answer.status, content_type=answer.content_type
     )
+    response.call_on_close(partial(finish_audit, audit, answer))
     response.headers["X-Request-Id"] = request_id
     length = getattr(answer.body, "length", None)
     if length is not None:  # some Java stacks refuse chunked MTOM answers

@@ -37,6 +37,9 @@ class Attachment:
     size: int
     sha1: str
     open: Callable[[], Any]  # returns a binary file object positioned at 0
+    # The spooled file, for a store that moves it into place instead of copying
+    # (FileBlobStore.adopt); None when the bytes are not in a file of their own.
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Context:
     attachments: dict[str, Attachment] = field(default_factory=dict)
     ports: Any = None  # the gateway's port bundle (registry, repository, patients...)
     principal: Any = None  # the verified XUA Principal, when the request carried one
+    audit: Any = None  # the request's AuditSink: handlers record their events here
 
 
 @dataclass(frozen=True)

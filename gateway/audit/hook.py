@@ -51,7 +51,12 @@ from profiles.atna.events import (
     retrieve_event,
     submission_event,
 )
-from profiles.atna.message import AuditMessage, AuditSourceIdentification, EventOutcome
+from profiles.atna.message import (
+    AuditMessage,
+    AuditSourceIdentification,
+    CodedValue,
+    EventOutcome,
+)
 from profiles.atna.nodes import application_activity, security_alert
 
 log = logging.getLogger("gateway.audit")
@@ -236,3 +241,40 @@ class RequestAudit:
             subject=f.endpoint,
             description=f"{what} refused: {reason}" if reason else f"{what} refused",
         )
+
+
+def human_requestor(principal) -> HumanRequestor | None:
+    """The verified XUA principal as the audit record's human requestor."""
+    if principal is None:
+        return None
+    facts = principal.assertion
+
+    def coded(code) -> CodedValue:
+        return CodedValue(
+            code.code, code.code_system_name or code.code_system, code.display_name or code.code
+        )
+
+    return HumanRequestor(
+        subject_id=principal.subject_id,
+        name_id=principal.name_id or None,
+        issuer=facts.issuer if facts else None,
+        organization=principal.organization,
+        organization_id=principal.organization_id,
+        roles=(coded(principal.role),),
+        purposes_of_use=(coded(principal.purpose_of_use),),
+    )
+
+
+def finish_audit(audit: RequestAudit, answer) -> None:
+    """Close a request's audit once its answer (a SoapResponse) has been sent."""
+    if answer.audited:
+        return
+    addressing = answer.addressing
+    audit.finish(
+        transaction=answer.transaction,
+        outcome=answer.outcome,
+        reply_to=addressing.reply_to if addressing else None,
+        message_id=addressing.message_id if addressing else None,
+        reason=answer.fault_reason,
+        human=human_requestor(answer.principal),
+    )

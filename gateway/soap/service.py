@@ -50,6 +50,11 @@ class SoapResponse:
     transaction: str | None = None
     outcome: str = "success"  # success | error | fault
     cleanup: list = field(default_factory=list)
+    # What the audit record needs to know about the exchange.
+    addressing: Addressing | None = None
+    principal: Any = None
+    fault_reason: str | None = None  # internal reason, for the audit trail only
+    audited: bool = False  # the refusal was already recorded where it happened (XUA gate)
 
 
 @dataclass(frozen=True)
@@ -98,10 +103,17 @@ def handle_soap(
     limits: Limits,
     ports=None,
     security: SecurityGate | None = None,
+    audit: Any = None,
 ) -> SoapResponse:
-    """Answer one SOAP request on ``route``; never raises."""
+    """Answer one SOAP request on ``route``; never raises.
+
+    ``audit`` (an AuditSink) travels in the context so handlers and ports can
+    record their events; the caller finishes it once the answer is known.
+    """
     version = SoapVersion.SOAP12
     addressing: Addressing | None = None
+    txn: Transaction | None = None
+    principal = None
     cleanup: list = []
     try:
         media = _media_type(req.content_type)
@@ -142,16 +154,22 @@ def handle_soap(
             attachments=attachments,
             ports=ports,
             principal=principal,
+            audit=audit,
         )
         response = _run(txn, envelope, ctx)
-        response.cleanup = cleanup
-        return response
     except SoapFault as fault:
-        return _fault_response(fault, version, addressing, cleanup)
+        response = _fault_response(fault, version, addressing)
     except Exception:
         log.exception("unexpected error", extra={"request_id": req.request_id})
         fault = receiver_fault(f"Internal error; request id {req.request_id}")
-        return _fault_response(fault, version, addressing, cleanup)
+        response = _fault_response(fault, version, addressing)
+        response.fault_reason = "unexpected error"
+    response.cleanup = cleanup
+    response.addressing = addressing
+    response.principal = principal
+    if txn is not None:
+        response.transaction = txn.id
+    return response
 
 
 def _run(txn: Transaction, envelope: Envelope, ctx: Context) -> SoapResponse:
@@ -205,7 +223,7 @@ def _serialise(
 
 
 def _fault_response(
-    fault: SoapFault, version: SoapVersion, addressing: Addressing | None, cleanup: list
+    fault: SoapFault, version: SoapVersion, addressing: Addressing | None
 ) -> SoapResponse:
     env = fault_envelope(fault, version, relates_to=addressing.message_id if addressing else None)
     xml = etree.tostring(env, xml_declaration=True, encoding="UTF-8")
@@ -215,7 +233,8 @@ def _fault_response(
         [xml],
         action=addressing.action if addressing else None,
         outcome="fault",
-        cleanup=cleanup,
+        fault_reason=getattr(fault, "internal_reason", None) or fault.reason,
+        audited=getattr(fault, "audited", False),
     )
 
 

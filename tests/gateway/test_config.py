@@ -107,3 +107,42 @@ def test_relative_paths_resolve_against_the_file(tmp_path: Path):
     cfg = load_config(f, environ={})
     assert cfg.tls is not None and cfg.tls.certificate == tmp_path / "certs" / "g.pem"
     assert cfg.source == f
+
+
+def test_xua_table_and_partner_quirks(tmp_path: Path):
+    cfg = config_from_dict(
+        {
+            "community": {"home_community_id": "1.2.3"},
+            "xua": {"clock_skew_seconds": 60, "audience": ["https://gw.example"]},
+            "partners": [
+                {
+                    "home_community_id": "1.2.4",
+                    "url": "https://p.example",
+                    "allow_sha1": True,
+                    "purpose_for_use": True,
+                }
+            ],
+        },
+        base=tmp_path,
+        environ={},
+    )
+    assert cfg.xua.clock_skew_seconds == 60 and cfg.xua.audience == ("https://gw.example",)
+    assert cfg.xua.required_on_partner_endpoints is True
+    assert cfg.partners[0].allow_sha1 and cfg.partners[0].purpose_for_use
+    assert not cfg.partners[0].allow_bearer
+
+
+def test_xua_bad_values_are_reported(tmp_path: Path):
+    with pytest.raises(ConfigError) as exc:
+        config_from_dict(
+            {
+                "community": {"home_community_id": "1.2.3"},
+                "xua": {"clock_skew_seconds": -1, "audience": [1], "colour": "x"},
+            },
+            base=tmp_path,
+            environ={},
+        )
+    text = "\n".join(exc.value.problems)
+    assert "xua.clock_skew_seconds: must not be negative" in text
+    assert "xua.audience: must be a list of strings" in text
+    assert "xua.colour: unknown key" in text

@@ -81,13 +81,26 @@ def test_cross_path_action_is_refused(client):
 
 
 def test_planned_transaction_is_a_receiver_fault_until_implemented(client):
-    planned = [(r, t) for r in ROUTES for t in r.transactions if not t.implemented]
+    planned = local_planned()
     if not planned:
         pytest.skip("every routed transaction is implemented")
     route, txn = planned[0]
     resp = client.post(route.path, data=soap(txn.action), content_type="application/soap+xml")
     assert resp.status_code == 500
     assert b"env:Receiver" in resp.data and b"not implemented" in resp.data
+
+
+LOCAL_ROLES = {"registry", "repository", "initiating_gateway", "pix"}  # no XUA by default
+
+
+def local_planned():
+    return [
+        (r, t)
+        for r in ROUTES
+        if r.role in LOCAL_ROLES
+        for t in r.transactions
+        if not t.implemented
+    ]
 
 
 def test_unknown_path_is_404(client):
@@ -114,3 +127,27 @@ def test_schema_imports_are_served_and_escapes_refused(client):
 
 def test_get_without_wsdl_is_405(client):
     assert client.get("/xds/registry").status_code == 405
+
+
+def test_every_request_is_audited_even_when_refused(tmp_path, database_url):
+    """A refused action leaves a security alert; a failed transaction its own event."""
+    from gateway.audit.search import AuditQuery, search
+
+    app = app_for(tmp_path, database_url)
+    rt = app.extensions["gateway"]
+    c = app.test_client()
+    # The record is finished when the server closes the response, as a WSGI server does.
+    c.post(
+        "/xds/registry", data=soap("urn:example:NotHere"), content_type="application/soap+xml"
+    ).close()
+    planned = local_planned()
+    if planned:
+        route, txn = planned[0]
+        c.post(route.path, data=soap(txn.action), content_type="application/soap+xml").close()
+    found = list(search(rt.database, AuditQuery()))
+    alerts = [f for f in found if f.entry.event_id == "110113"]
+    assert len(alerts) == 1 and alerts[0].entry.outcome != 0
+    if planned:
+        failures = [f for f in found if f.entry.event_type and txn.id in f.entry.event_type]
+        assert len(failures) == 1 and failures[0].entry.outcome == 8
+    rt.database.dispose()

@@ -1,0 +1,182 @@
+"""The XUA gate: ``handle_soap`` calls it after WS-Addressing routing, before any handler.
+
+    gate(route, envelope, req) -> Principal | None, or raises SecurityRefused
+
+Partner-facing routes (roles in ``PARTNER_ROLES``: /xca/*, /xcpd, /xdr) require a
+verified assertion; local-actor routes (/xds/*, /ig/*, /pix, /diagnostics) accept
+mutual TLS alone and verify an assertion when one is sent. A Security header that
+is present is always verified, on every route: SOAP says a mustUnderstand header
+we accept is one we processed.
+
+The TLS client certificate picks the partner (its quirks policy, its pinned keys, its
+homeCommunityId, which the assertion must carry). When several partners share the
+CA that issued the certificate, the homeCommunityId the assertion *claims* picks
+among them; the verifier then checks that claim in the signed assertion, so the
+unverified read only chooses which partner's rules apply, among those the
+certificate already allows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from cryptography import x509
+from lxml import etree
+
+from gateway.dispatch import Route
+from gateway.security.refusals import NoRecord, Refusal, RefusalRecorder, log_refusal
+from gateway.security.settings import (
+    PARTNER_ROLES,
+    PartnerDirectory,
+    PartnerTrust,
+    TrustMaterial,
+    XuaSettings,
+)
+from gateway.soap.envelope import Envelope
+from profiles.ports import Clock
+from profiles.xua import (
+    Principal,
+    ReplayCache,
+    SecurityRefused,
+    WsseFault,
+    XuaPolicy,
+    refuse,
+    security_header,
+    verify_security_header,
+)
+from profiles.xua.assertion import HOME_COMMUNITY_ID, SAML_NS, bare_oid
+
+_CLAIMED_HCID = etree.XPath(
+    "saml2:Assertion/saml2:AttributeStatement/saml2:Attribute[@Name=$name]/saml2:AttributeValue",
+    namespaces={"saml2": SAML_NS},
+)
+
+
+class XuaGate:
+    """Verifies WS-Security headers for one gateway process (a ``SecurityGate``)."""
+
+    def __init__(
+        self,
+        *,
+        settings: XuaSettings,
+        trust: TrustMaterial,
+        replay_cache: ReplayCache,
+        clock: Clock,
+        record: RefusalRecorder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.trust = trust.anchors
+        self.directory = PartnerDirectory(trust.partners)
+        self.default_policy: XuaPolicy = settings.policy()
+        self.replay_cache = replay_cache
+        self.clock = clock
+        self.record = record or NoRecord()
+        self._certs = _DerCache()
+
+    def required(self, route: Route) -> bool:
+        return route.role in PARTNER_ROLES and self.settings.required_on_partner_endpoints
+
+    def __call__(self, route: Route, envelope: Envelope, req: Any) -> Principal | None:
+        partner: PartnerTrust | None = None
+        peer: x509.Certificate | None = None
+        try:
+            security = security_header(envelope.headers, required=self.required(route))
+            if security is None:
+                return None
+            peer = self._peer_certificate(req)
+            partner = self._partner(route, peer, security)
+            policy = partner.policy if partner else self.default_policy
+            return verify_security_header(
+                security,
+                trust=self.trust,
+                policy=policy,
+                clock=self.clock,
+                replay_cache=self.replay_cache,
+                tls_client_cert=peer,
+                partner_certs=partner.certificates if partner else (),
+                partner_home_community_id=partner.home_community_id if partner else None,
+            )
+        except SecurityRefused as refused:
+            refusal = Refusal.of(
+                refused,
+                request_id=getattr(req, "request_id", ""),
+                path=route.path,
+                peer_subject=getattr(req, "peer_subject", None) or _subject(peer),
+                partner=partner.name if partner else None,
+            )
+            log_refusal(refusal)
+            self.record(refusal)
+            refused.audited = True  # the pipeline must not write a second alert
+            raise
+
+    def _peer_certificate(self, req: Any) -> x509.Certificate | None:
+        der = getattr(req, "peer_certificate", None)
+        if not der:
+            return None
+        try:
+            return self._certs.get(der)
+        except ValueError:  # gunicorn verified it; unreadable here means a broken socket
+            raise refuse(
+                WsseFault.FAILED_AUTHENTICATION, "TLS client certificate unreadable"
+            ) from None
+
+    def _partner(
+        self, route: Route, peer: x509.Certificate | None, security: etree._Element
+    ) -> PartnerTrust | None:
+        candidates = self.directory.candidates(peer)
+        if len(candidates) == 1:
+            return candidates[0]
+        if candidates:
+            claimed = _claimed_community(security)
+            chosen = [p for p in candidates if bare_oid(p.home_community_id) == claimed]
+            if len(chosen) == 1:
+                return chosen[0]
+            raise refuse(
+                WsseFault.FAILED_AUTHENTICATION,
+                f"TLS client certificate fits {len(candidates)} partners; the assertion's "
+                f"homeCommunityId {claimed!r} picks {len(chosen)}",
+            )
+        if route.role in PARTNER_ROLES and self.settings.require_registered_partner:
+            raise refuse(WsseFault.FAILED_AUTHENTICATION, "TLS client certificate is no partner's")
+        return None
+
+
+def _claimed_community(security: etree._Element) -> str:
+    values = _CLAIMED_HCID(security, name=HOME_COMMUNITY_ID)
+    return bare_oid(values[0].text or "") if len(values) == 1 else ""
+
+
+def _subject(cert: x509.Certificate | None) -> str | None:
+    if cert is None:
+        return None
+    try:
+        return cert.subject.rfc4514_string()
+    except ValueError:
+        return None
+
+
+class _DerCache:
+    """Parsed TLS client certificates by their DER bytes (keep-alive peers repeat them).
+
+    Bounded and thread-safe; a DER that does not parse raises ValueError.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[bytes, x509.Certificate] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, der: bytes) -> x509.Certificate:
+        with self._lock:
+            cert = self._items.get(der)
+            if cert is not None:
+                self._items.move_to_end(der)
+                return cert
+        cert = x509.load_der_x509_certificate(der)
+        with self._lock:
+            self._items[der] = cert
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return cert

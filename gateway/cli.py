@@ -91,5 +91,17 @@ def upgrade(config_path: Path) -> None:
     click.echo("database is at the latest revision")
 
 
+def _register_groups() -> None:
+    """Command groups that live beside the capability they manage."""
+    from gateway.audit.cli import audit_group, audit_repository_command
+    from gateway.patients.cli import patients_group
+
+    main.add_command(audit_group)
+    main.add_command(audit_repository_command)
+    main.add_command(patients_group)
+
+
+_register_groups()
+
 if __name__ == "__main__":
     main()

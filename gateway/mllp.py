@@ -1,0 +1,112 @@
+"""MLLP listener: HL7 v2 over TCP (and TLS) for the PIX Manager (ITI-8, ITI-9).
+
+Each message travels framed as ``<VT> message <FS><CR>`` (HL7 MLLP release 1);
+a connection carries any number of messages, each answered before the next is
+read, so answers keep their order. The answer comes from a plain function
+(``profiles.pix.manager.respond`` bound to the index) run in a worker thread,
+since the index is synchronous; the event loop only moves bytes.
+
+Security, as on the HTTPS side: with an ``ssl.SSLContext`` from
+``server_tls_context`` the listener speaks TLS 1.2+ and refuses a client that
+shows no certificate signed by the trust store (ITI-19). A frame larger than
+``max_message_bytes`` or a connection idle for ``idle_timeout`` seconds is
+closed; bytes before a frame's start are dropped, as MLLP receivers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger("gateway.mllp")
+
+START_BLOCK = b"\x0b"
+END_BLOCK = b"\x1c\x0d"
+
+
+def frame(message: bytes) -> bytes:
+    return START_BLOCK + message + END_BLOCK
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
+    """The next framed message, or None when the peer closed the connection."""
+    try:
+        data = await reader.readuntil(END_BLOCK)
+    except asyncio.IncompleteReadError:
+        return None
+    start = data.rfind(START_BLOCK)
+    return data[start + 1:-len(END_BLOCK)] if start >= 0 else data[:-len(END_BLOCK)]
+
+
+def server_tls_context(certificate: Path, private_key: Path, trust_store: Path
+                       ) -> ssl.SSLContext:
+    """Mutual TLS: our certificate, and clients must present one the trust store signed."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(trust_store))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(certificate), str(private_key))
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class MllpServer:
+    """Serve ``respond`` (message bytes -> answer bytes) on ``host:port`` (0: any free port)."""
+
+    def __init__(self, respond: Callable[[bytes], bytes], *, host: str = "127.0.0.1",
+                 port: int = 2575, tls: ssl.SSLContext | None = None,
+                 max_message_bytes: int = 1024 * 1024, idle_timeout: float = 300.0) -> None:
+        self.respond, self.host, self.port, self.tls = respond, host, port, tls
+        self.max_message_bytes, self.idle_timeout = max_message_bytes, idle_timeout
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._connection, self.host, self.port, ssl=self.tls,
+            limit=self.max_message_bytes + len(END_BLOCK) + 1)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("mllp listening", extra={"host": self.host, "port": self.port,
+                                          "tls": self.tls is not None})
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            while True:
+                message = await asyncio.wait_for(read_frame(reader), self.idle_timeout)
+                if message is None:
+                    break
+                answer = await asyncio.to_thread(self.respond, message)
+                writer.write(frame(answer))
+                await writer.drain()
+        except (asyncio.LimitOverrunError, ValueError):
+            log.warning("mllp frame too large; connection closed", extra={"peer": str(peer)})
+        except (TimeoutError, ConnectionError, ssl.SSLError, asyncio.CancelledError):
+            pass  # idle, reset, a failed handshake or the server closing: nothing to answer
+        except Exception:
+            log.exception("mllp connection failed", extra={"peer": str(peer)})
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+
+def pix_manager(index) -> Callable[[bytes], bytes]:
+    """The PIX Manager's answer function over ``index`` (a ``PatientIndex``)."""
+    from profiles.pix.manager import respond
+
+    return lambda message: respond(message, index)

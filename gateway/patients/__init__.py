@@ -1,0 +1,1 @@
+"""The patient index: its tables, the SQL implementation of profiles.pix.ports, the CLI."""

@@ -1,0 +1,368 @@
+"""``SqlPatientIndex``: the patient index on SQLAlchemy (SQLite or PostgreSQL).
+
+Implements ``profiles.pix.ports.PatientIndex``. Each call is one short
+transaction; writes take SQLite's write lock at BEGIN (``immediate``) and are
+retried once when a concurrent writer inserted the same identifier first.
+A database that cannot answer (pool exhausted, lock wait expired, connection
+lost) raises ``IndexBusy``, which XCPD answers with ResponderBusy.
+
+Linking: a record joins the group of every active record it names among its
+other identifiers, and of every record that names it; groups that meet are
+unified. A merge retires the obsolete records: their correlations move to the
+survivor, and the records cross-referenced to them join the survivor's group.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from gateway.patients.models import (
+    ACTIVE,
+    MERGED,
+    Patient,
+    PatientCorrelation,
+    PatientDomain,
+    PatientGroup,
+    PatientKey,
+    PatientMerge,
+    PatientOtherId,
+)
+from gateway.patients.records import person_from_json
+from gateway.patients.rows import any_id, checked_id, id_of, insert_for, other_keys, row_columns
+from gateway.store.db import Database
+from gateway.store.models import utcnow
+from profiles.hl7v3.datatypes import II
+from profiles.pix.demographics import Demographics, blocking_keys
+from profiles.pix.ports import (
+    Correlation,
+    IndexBusy,
+    MergeResult,
+    PatientRecord,
+    UnknownDomain,
+    key_of,
+)
+
+log = logging.getLogger("gateway.patients")
+T = TypeVar("T")
+
+
+class SqlPatientIndex:
+    """The patient index of one database; safe to share between threads."""
+
+    def __init__(self, database: Database, *, accept_new_domains: bool = True) -> None:
+        self.database = database
+        # A feed from a domain never seen registers it; False keeps the domain list closed.
+        self.accept_new_domains = accept_new_domains
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _session(self, *, write: bool = False) -> Iterator[Session]:
+        try:
+            with self.database.session(immediate=write) as session:
+                yield session
+        except (sa.exc.TimeoutError, sa.exc.OperationalError) as exc:
+            log.warning("patient index unavailable: %s", type(exc).__name__)
+            raise IndexBusy("the patient index cannot answer now") from exc
+
+    def _write(self, work: Callable[[Session], T]) -> T:
+        for attempt in (1, 2):
+            try:
+                with self._session(write=True) as session:
+                    return work(session)
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _row(session: Session, ii: II, *, active: bool = True) -> Patient | None:
+        if not ii.root or not ii.extension:
+            return None
+        query = sa.select(Patient).where(Patient.root == ii.root,
+                                         Patient.extension == ii.extension)
+        if active:
+            query = query.where(Patient.status == ACTIVE)
+        return session.scalars(query).first()
+
+    def _ensure_domain(self, session: Session, oid: str, name: str | None = None) -> None:
+        insert = insert_for(session, PatientDomain).values(oid=oid, name=name, created_at=utcnow())
+        session.execute(insert.on_conflict_do_nothing(index_elements=["oid"]))
+
+    # -- KnownPatients ---------------------------------------------------------------------
+
+    def known(self, pid: II) -> bool:
+        with self._session() as session:
+            return self._row(session, pid) is not None
+
+    def domains(self) -> set[str]:
+        with self._session() as session:
+            return set(session.scalars(sa.select(PatientDomain.oid)))
+
+    def register_domain(self, oid: str, name: str | None = None) -> None:
+        self._write(lambda s: self._ensure_domain(s, oid, name))
+
+    # -- PatientFeed -----------------------------------------------------------------------
+
+    def add(self, record: PatientRecord) -> bool:
+        return self._write(lambda s: self._store(s, record)[1])
+
+    update = add  # a revision of an unknown id adds it, as a feed source expects
+
+    def add_many(self, records: Iterable[PatientRecord], *, batch: int = 500) -> int:
+        """Store records ``batch`` to a transaction (an initial load); returns how many."""
+        count, pending = 0, []
+        for record in records:
+            pending.append(record)
+            if len(pending) >= batch:
+                count += self._write(lambda s, todo=tuple(pending): self._store_all(s, todo))
+                pending = []
+        if pending:
+            count += self._write(lambda s: self._store_all(s, pending))
+        return count
+
+    def _store_all(self, session: Session, records: Iterable[PatientRecord]) -> int:
+        """New ids inserted in bulk (group, row, other ids, keys); known ones one by one."""
+        batch = list({key_of(r.id): r for r in records}.values())
+        for record in batch:
+            checked_id(record.id)
+        known = {(r, e) for r, e in session.execute(sa.select(Patient.root, Patient.extension)
+                 .where(any_id(Patient.root, Patient.extension, [key_of(r.id) for r in batch])))}
+        fresh = [r for r in batch if key_of(r.id) not in known]
+        for record in batch:
+            if key_of(record.id) in known:
+                self._store(session, record)
+        if not fresh:
+            return len(batch)
+        for root in sorted({r.id.root or "" for r in fresh}):
+            if not self.accept_new_domains and session.get(PatientDomain, root) is None:
+                raise UnknownDomain(f"unknown patient identifier domain {root}")
+            self._ensure_domain(session, root)
+        now = utcnow()
+        groups = session.scalars(sa.insert(PatientGroup).returning(
+            PatientGroup.id, sort_by_parameter_order=True), [{"created_at": now}] * len(fresh))
+        rows = [row_columns(r) | {"group_id": g, "created_at": now, "updated_at": now}
+                for r, g in zip(fresh, list(groups), strict=True)]
+        ids = list(session.scalars(sa.insert(Patient).returning(
+            Patient.id, sort_by_parameter_order=True), rows))
+        others, keys = [], []
+        for record, pk in zip(fresh, ids, strict=True):
+            named = other_keys(record)
+            others += [{"patient_id": pk, "root": r, "extension": e} for r, e in sorted(named)]
+            keys += [{"patient_id": pk, "key": k} for k in sorted(
+                blocking_keys(Demographics.of_person(record.person, [record.id])))]
+            if self.accept_new_domains:
+                for root in sorted({r for r, _ in named}):
+                    self._ensure_domain(session, root)
+        if others:
+            session.execute(sa.insert(PatientOtherId), others)
+        if keys:
+            session.execute(sa.insert(PatientKey), keys)
+        # links: records naming others, and records another already names
+        named_here = {key_of(r.id) for r in fresh}
+        named_by_others = {(r, e) for r, e in session.execute(
+            sa.select(PatientOtherId.root, PatientOtherId.extension).where(
+                any_id(PatientOtherId.root, PatientOtherId.extension, named_here)))}
+        for record, pk in zip(fresh, ids, strict=True):
+            if other_keys(record) or key_of(record.id) in named_by_others:
+                row = session.get(Patient, pk)
+                assert row is not None
+                self._link(session, row, other_keys(record))
+        return len(batch)
+
+    def _store(self, session: Session, record: PatientRecord) -> tuple[Patient, bool]:
+        root, extension = checked_id(record.id)
+        if not self.accept_new_domains and session.get(PatientDomain, root) is None:
+            raise UnknownDomain(f"unknown patient identifier domain {root}")
+        self._ensure_domain(session, root, record.id.assigning_authority_name)
+        row = self._row(session, record.id, active=False)
+        created = row is None or row.status == MERGED  # a retired id fed again starts afresh
+        if created:
+            group = PatientGroup(created_at=utcnow())
+            session.add(group)
+            session.flush()
+            if row is None:
+                row = Patient(root=root, extension=extension, group_id=group.id)
+                session.add(row)
+            row.group_id, row.status, row.merged_into_id = group.id, ACTIVE, None
+        assert row is not None
+        for column, value in row_columns(record).items():
+            setattr(row, column, value)
+        row.updated_at = utcnow()
+        session.flush()
+        person, others = record.person, other_keys(record)
+        if self.accept_new_domains:
+            for other_root in sorted({r for r, _ in others}):
+                self._ensure_domain(session, other_root)
+        session.execute(sa.delete(PatientOtherId).where(PatientOtherId.patient_id == row.id))
+        session.execute(sa.delete(PatientKey).where(PatientKey.patient_id == row.id))
+        if others:
+            session.execute(sa.insert(PatientOtherId), [
+                {"patient_id": row.id, "root": r, "extension": e} for r, e in sorted(others)])
+        keys = blocking_keys(Demographics.of_person(person, [record.id]))
+        if keys:
+            session.execute(sa.insert(PatientKey),
+                            [{"patient_id": row.id, "key": k} for k in sorted(keys)])
+        self._link(session, row, others)
+        return row, created
+
+    def _link(self, session: Session, row: Patient, others: set[tuple[str, str]]) -> None:
+        named = any_id(Patient.root, Patient.extension, others)
+        naming = sa.select(PatientOtherId.patient_id).where(
+            PatientOtherId.root == row.root, PatientOtherId.extension == row.extension)
+        linked = sa.select(Patient.group_id).where(
+            Patient.status == ACTIVE, sa.or_(Patient.id.in_(naming), named))
+        groups = set(session.scalars(linked)) | {row.group_id}
+        if len(groups) > 1:
+            keep = min(groups)
+            session.execute(sa.update(Patient).where(Patient.group_id.in_(groups))
+                            .values(group_id=keep))
+            session.refresh(row)
+
+    def merge(self, survivor: PatientRecord, obsolete: Iterable[II], *,
+              source: str | None = None) -> MergeResult:
+        """Retire each obsolete id into ``survivor`` (stored or updated from the message)."""
+
+        def work(session: Session) -> MergeResult:
+            kept, _ = self._store(session, survivor)
+            merged, unknown, total = [], [], 0
+            for ii in obsolete:
+                if key_of(ii) == key_of(survivor.id):
+                    continue
+                row = self._row(session, ii)
+                moved = 0
+                if row is None:
+                    unknown.append(ii)
+                else:
+                    moved = self._retire(session, row, kept)
+                    merged.append(ii)
+                total += moved
+                session.add(PatientMerge(
+                    survivor_id=kept.id, obsolete_root=ii.root or "",
+                    obsolete_extension=ii.extension or "", obsolete_id=row.id if row else None,
+                    correlations_moved=moved, source=source, merged_at=utcnow()))
+            return MergeResult(survivor.id, tuple(merged), tuple(unknown), total)
+
+        return self._write(work)
+
+    @staticmethod
+    def _retire(session: Session, row: Patient, survivor: Patient) -> int:
+        moved = session.execute(
+            sa.update(PatientCorrelation).where(PatientCorrelation.patient_id == row.id)
+            .values(patient_id=survivor.id, updated_at=utcnow())).rowcount
+        session.execute(sa.update(Patient).where(Patient.group_id == row.group_id)
+                        .values(group_id=survivor.group_id))
+        session.execute(sa.delete(PatientKey).where(PatientKey.patient_id == row.id))
+        row.status, row.merged_into_id, row.updated_at = MERGED, survivor.id, utcnow()
+        session.flush()
+        session.refresh(survivor)
+        return moved or 0
+
+    # -- CrossReferences -------------------------------------------------------------------
+
+    def _records(self, session: Session, rows: list[Patient]) -> list[PatientRecord]:
+        ids = [r.id for r in rows]
+        correlated: dict[int, list[II]] = {}
+        if ids:
+            for c in session.scalars(sa.select(PatientCorrelation)
+                                     .where(PatientCorrelation.patient_id.in_(ids))
+                                     .order_by(PatientCorrelation.id)):
+                correlated.setdefault(c.patient_id, []).append(II(c.root, c.extension))
+        return [PatientRecord(id_of(r), person_from_json(r.demographics), r.group_id,
+                              tuple(correlated.get(r.id, ()))) for r in rows]
+
+    def get(self, pid: II) -> PatientRecord | None:
+        with self._session() as session:
+            row = self._row(session, pid)
+            return self._records(session, [row])[0] if row else None
+
+    def merged_into(self, pid: II) -> II | None:
+        """The active id a retired ``pid`` now lives on as (following merges), else None."""
+        with self._session() as session:
+            row = self._row(session, pid, active=False)
+            seen = set()
+            while row is not None and row.status == MERGED and row.id not in seen:
+                seen.add(row.id)
+                row = session.get(Patient, row.merged_into_id)
+            return id_of(row) if row is not None and seen else None
+
+    def cross_references(self, pid: II) -> list[II]:
+        """The person's other active ids, then the other ids their sources listed."""
+        with self._session() as session:
+            row = self._row(session, pid)
+            if row is None:
+                return []
+            members = list(session.scalars(
+                sa.select(Patient).where(Patient.group_id == row.group_id,
+                                         Patient.status == ACTIVE).order_by(Patient.id)))
+            others = session.execute(
+                sa.select(PatientOtherId.root, PatientOtherId.extension)
+                .where(PatientOtherId.patient_id.in_([m.id for m in members]))
+                .order_by(PatientOtherId.root, PatientOtherId.extension)).all()
+            retired = {(r, e) for r, e in session.execute(
+                sa.select(Patient.root, Patient.extension).where(
+                    Patient.status == MERGED, any_id(Patient.root, Patient.extension, others)))}
+        found: dict[tuple[str, str], II] = {}
+        for ii in [*map(id_of, members), *(II(r, e) for r, e in others if (r, e) not in retired)]:
+            found.setdefault(key_of(ii), ii)
+        found.pop(key_of(pid), None)
+        return list(found.values())
+
+    # -- Candidates ------------------------------------------------------------------------
+
+    def candidates(self, demographics: Demographics, *, limit: int = 200
+                   ) -> list[PatientRecord]:
+        keys = sorted(blocking_keys(demographics, query=True))
+        pairs = [key_of(i) for i in demographics.ids if i.root and i.extension]
+        with self._session() as session:
+            hits = sa.select(PatientKey.patient_id).where(PatientKey.key.in_(keys)) \
+                .group_by(PatientKey.patient_id) \
+                .order_by(sa.func.count().desc(), PatientKey.patient_id).limit(limit)
+            found = set(session.scalars(hits)) if keys else set()
+            if pairs:
+                found |= set(session.scalars(sa.select(PatientCorrelation.patient_id).where(
+                    any_id(PatientCorrelation.root, PatientCorrelation.extension, pairs))))
+            if not found:
+                return []
+            groups = sa.select(Patient.group_id).where(Patient.id.in_(found),
+                                                       Patient.status == ACTIVE)
+            rows = list(session.scalars(
+                sa.select(Patient).where(Patient.group_id.in_(groups), Patient.status == ACTIVE)
+                .order_by(Patient.group_id, Patient.id)))
+            return self._records(session, rows)
+
+    # -- Correlations ----------------------------------------------------------------------
+
+    def record_correlation(self, ours: II, theirs: II, home_community_id: str) -> None:
+        root, extension = checked_id(theirs)
+
+        def work(session: Session) -> None:
+            row = self._row(session, ours)
+            if row is None:
+                raise LookupError("no active patient with that identifier")
+            now = utcnow()
+            session.execute(
+                insert_for(session, PatientCorrelation).values(
+                    patient_id=row.id, home_community_id=home_community_id, root=root,
+                    extension=extension, created_at=now, updated_at=now)
+                .on_conflict_do_update(
+                    index_elements=["home_community_id", "root", "extension"],
+                    set_={"patient_id": row.id, "updated_at": now}))
+
+        self._write(work)
+
+    def correlations(self, ours: II) -> list[Correlation]:
+        with self._session() as session:
+            row = self._row(session, ours)
+            if row is None:
+                return []
+            found = session.scalars(sa.select(PatientCorrelation).where(
+                PatientCorrelation.patient_id == row.id).order_by(PatientCorrelation.id))
+            return [Correlation(id_of(row), II(c.root, c.extension), c.home_community_id)
+                    for c in found]

@@ -14,6 +14,10 @@ from profiles.pix.iti44 import ITI_44_ADD, ITI_44_MERGE, ITI_44_REVISE
 from profiles.pix.iti45 import ITI_45
 from profiles.transaction import ErrorForm, Transaction
 from profiles.xcpd.iti55 import ITI_55
+from profiles.xds.iti18 import ITI_18
+from profiles.xds.iti41 import ITI_41, ITI_41_XDR
+from profiles.xds.iti42 import ITI_42
+from profiles.xds.iti43 import ITI_43
 
 
 def planned(
@@ -30,13 +34,6 @@ _RR = ErrorForm.REGISTRY_RESPONSE
 _RETRIEVE = ErrorForm.RETRIEVE_RESPONSE
 _HL7 = ErrorForm.HL7V3_ACK
 
-ITI_18 = planned(
-    "ITI-18",
-    "Registry Stored Query",
-    "urn:ihe:iti:2007:RegistryStoredQuery",
-    "urn:ihe:iti:2007:RegistryStoredQueryResponse",
-    _ADHOC,
-)
 ITI_38 = planned(
     "ITI-38",
     "Cross Gateway Query",
@@ -44,33 +41,27 @@ ITI_38 = planned(
     "urn:ihe:iti:2007:CrossGatewayQueryResponse",
     _ADHOC,
 )
+# The initiating gateway (ITI-18 in, ITI-38 out; ITI-43 in, ITI-39 out) is not written yet.
+ITI_18_INITIATING = planned(
+    "ITI-18",
+    "Registry Stored Query",
+    "urn:ihe:iti:2007:RegistryStoredQuery",
+    "urn:ihe:iti:2007:RegistryStoredQueryResponse",
+    _ADHOC,
+)
+ITI_43_INITIATING = planned(
+    "ITI-43",
+    "Retrieve Document Set",
+    "urn:ihe:iti:2007:RetrieveDocumentSet",
+    "urn:ihe:iti:2007:RetrieveDocumentSetResponse",
+    _RETRIEVE,
+    mtom=True,
+)
 ITI_39 = planned(
     "ITI-39",
     "Cross Gateway Retrieve",
     "urn:ihe:iti:2007:CrossGatewayRetrieve",
     "urn:ihe:iti:2007:CrossGatewayRetrieveResponse",
-    _RETRIEVE,
-    mtom=True,
-)
-ITI_41 = planned(
-    "ITI-41",
-    "Provide and Register Document Set-b",
-    "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b",
-    "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-bResponse",
-    _RR,
-)
-ITI_42 = planned(
-    "ITI-42",
-    "Register Document Set-b",
-    "urn:ihe:iti:2007:RegisterDocumentSet-b",
-    "urn:ihe:iti:2007:RegisterDocumentSet-bResponse",
-    _RR,
-)
-ITI_43 = planned(
-    "ITI-43",
-    "Retrieve Document Set",
-    "urn:ihe:iti:2007:RetrieveDocumentSet",
-    "urn:ihe:iti:2007:RetrieveDocumentSetResponse",
     _RETRIEVE,
     mtom=True,
 )
@@ -100,13 +91,13 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("/xca/query", "responding_gateway", "xca-query.wsdl", (ITI_38,)),
     Route("/xca/retrieve", "responding_gateway", "xca-retrieve.wsdl", (ITI_39,)),
-    Route("/ig/query", "initiating_gateway", "ig-query.wsdl", (ITI_18,)),
-    Route("/ig/retrieve", "initiating_gateway", "ig-retrieve.wsdl", (ITI_43,)),
+    Route("/ig/query", "initiating_gateway", "ig-query.wsdl", (ITI_18_INITIATING,)),
+    Route("/ig/retrieve", "initiating_gateway", "ig-retrieve.wsdl", (ITI_43_INITIATING,)),
     Route("/xcpd", "xcpd", "xcpd.wsdl", (ITI_55,)),
     Route("/ig/xcpd", "initiating_gateway", "ig-xcpd.wsdl", (ITI_55_INITIATING,)),
     Route("/xds/registry", "registry", "xds-registry.wsdl", (ITI_42, ITI_18)),
     Route("/xds/repository", "repository", "xds-repository.wsdl", (ITI_41, ITI_43)),
-    Route("/xdr", "xdr", "xdr.wsdl", (ITI_41,)),
+    Route("/xdr", "xdr", "xdr.wsdl", (ITI_41_XDR,)),
     Route("/pix", "pix", "pix.wsdl", (ITI_44_ADD, ITI_44_REVISE, ITI_44_MERGE, ITI_45)),
     # Operator tool for measuring the MTOM transport; only with [diagnostics] enabled = true.
     Route("/diagnostics/mtom-echo", "diagnostics", "diagnostics.wsdl", (MTOM_ECHO,)),

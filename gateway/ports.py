@@ -13,6 +13,8 @@ from typing import Any
 
 from gateway.config import Config
 from gateway.patients.index import SqlPatientIndex
+from gateway.registry.store import SqlRegistry
+from gateway.repository.store import SqlRepository
 from gateway.store.blobs import FileBlobStore
 from gateway.store.db import Database
 
@@ -41,4 +43,6 @@ def build_ports(config: Config, database: Database, blobs: FileBlobStore) -> Por
     # Adapters register here, one line each, e.g.:
     # ports.patients = SqlPatientIndex(database)
     ports.patients = SqlPatientIndex(database)
+    ports.registry = SqlRegistry(database, patients=ports.patients)
+    ports.repository = SqlRepository.from_config(config, database, blobs, registry=ports.registry)
     return ports

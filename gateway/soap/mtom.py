@@ -320,6 +320,7 @@ def _read_parts(
                 size=spool.size,
                 sha1=spool.hash.hexdigest(),
                 open=partial(open, spool.path, "rb"),
+                path=spool.path,
             )
         if closed:
             break

@@ -88,6 +88,8 @@ class Blob(Base):
 # import them all, so the metadata compared with the migrated database is complete.
 MODEL_MODULES: tuple[str, ...] = (
     "gateway.audit.models",
+    "gateway.registry.models",
+    "gateway.repository.models",
     "gateway.patients.models",
     "gateway.security.replay",
 )

@@ -94,12 +94,14 @@ def upgrade(config_path: Path) -> None:
 def _register_groups() -> None:
     """Command groups that live beside the capability they manage."""
     from gateway.audit.cli import audit_group, audit_repository_command
+    from gateway.partners.cli import partners_group
     from gateway.patients.cli import patients_group
     from gateway.registry.cli import documents_group
     from gateway.repository.cli import import_document
 
     documents_group.add_command(import_document)
     main.add_command(documents_group)
+    main.add_command(partners_group)
     main.add_command(audit_group)
     main.add_command(audit_repository_command)
     main.add_command(patients_group)

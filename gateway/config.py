@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.partners.model import Partner, PartnerError, partner_from_table
+
 OID_RE = re.compile(r"^(urn:oid:)?[0-2](\.(0|[1-9][0-9]*))+$")
 ROLE_NAMES = (
     "registry",
@@ -71,21 +73,6 @@ class Limits:
     max_attachment_bytes: int = 2 * 1024 * 1024 * 1024
     request_timeout_seconds: float = 120.0
     outbound_timeout_seconds: float = 30.0
-
-
-@dataclass(frozen=True)
-class Partner:
-    home_community_id: str
-    name: str
-    url: str
-    ca: Path | None = None
-    timeout_seconds: float = 30.0
-    # XUA quirks: each loosens the strict policy for this partner only.
-    allow_sha1: bool = False
-    purpose_for_use: bool = False
-    allow_bearer: bool = False
-    allow_assertion_reuse: bool = False
-    signing_certificates: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -291,31 +278,13 @@ def config_from_dict(
         problems.append("partners: must be an array of tables ([[partners]])")
         raw_partners = []
     for i, raw in enumerate(raw_partners):
-        p = _Reader(raw, f"partners[{i}]", problems)
-        hcid = p.get("home_community_id", str, check=_oid)
-        partner_url = p.get(
-            "url",
-            str,
-            check=lambda v: None if v.startswith("https://") else "must be an https:// URL",
-        )
-        ca = p.get("ca", str, None)
-        partners.append(
-            Partner(
-                home_community_id=f"urn:oid:{normalise_oid(hcid or '0.0')}",
-                name=p.get("name", str, ""),
-                url=partner_url or "",
-                ca=resolve(ca),
-                timeout_seconds=float(
-                    p.get("timeout_seconds", (int, float), 30.0, check=_positive)
-                ),
-                allow_sha1=p.get("allow_sha1", bool, False),
-                purpose_for_use=p.get("purpose_for_use", bool, False),
-                allow_bearer=p.get("allow_bearer", bool, False),
-                allow_assertion_reuse=p.get("allow_assertion_reuse", bool, False),
-                signing_certificates=resolve(p.get("signing_certificates", str, None)),
-            )
-        )
-        p.finish()
+        if not isinstance(raw, dict):
+            problems.append(f"partners[{i}]: must be a table")
+            continue
+        try:
+            partners.append(partner_from_table(raw, base=base))
+        except PartnerError as exc:
+            problems.append(f"partners[{i}]: {exc}")
 
     a = top.sub("audit")
     audit = []

@@ -13,6 +13,8 @@ from gateway.diagnostics import MTOM_ECHO
 from profiles.pix.iti44 import ITI_44_ADD, ITI_44_MERGE, ITI_44_REVISE
 from profiles.pix.iti45 import ITI_45
 from profiles.transaction import ErrorForm, Transaction
+from profiles.xca.ig_query import IG_ITI_18
+from profiles.xca.ig_retrieve import IG_ITI_43
 from profiles.xcpd.iti55 import ITI_55
 from profiles.xds.iti18 import ITI_18
 from profiles.xds.iti41 import ITI_41, ITI_41_XDR
@@ -40,22 +42,6 @@ ITI_38 = planned(
     "urn:ihe:iti:2007:CrossGatewayQuery",
     "urn:ihe:iti:2007:CrossGatewayQueryResponse",
     _ADHOC,
-)
-# The initiating gateway (ITI-18 in, ITI-38 out; ITI-43 in, ITI-39 out) is not written yet.
-ITI_18_INITIATING = planned(
-    "ITI-18",
-    "Registry Stored Query",
-    "urn:ihe:iti:2007:RegistryStoredQuery",
-    "urn:ihe:iti:2007:RegistryStoredQueryResponse",
-    _ADHOC,
-)
-ITI_43_INITIATING = planned(
-    "ITI-43",
-    "Retrieve Document Set",
-    "urn:ihe:iti:2007:RetrieveDocumentSet",
-    "urn:ihe:iti:2007:RetrieveDocumentSetResponse",
-    _RETRIEVE,
-    mtom=True,
 )
 ITI_39 = planned(
     "ITI-39",
@@ -91,8 +77,8 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("/xca/query", "responding_gateway", "xca-query.wsdl", (ITI_38,)),
     Route("/xca/retrieve", "responding_gateway", "xca-retrieve.wsdl", (ITI_39,)),
-    Route("/ig/query", "initiating_gateway", "ig-query.wsdl", (ITI_18_INITIATING,)),
-    Route("/ig/retrieve", "initiating_gateway", "ig-retrieve.wsdl", (ITI_43_INITIATING,)),
+    Route("/ig/query", "initiating_gateway", "ig-query.wsdl", (IG_ITI_18,)),
+    Route("/ig/retrieve", "initiating_gateway", "ig-retrieve.wsdl", (IG_ITI_43,)),
     Route("/xcpd", "xcpd", "xcpd.wsdl", (ITI_55,)),
     Route("/ig/xcpd", "initiating_gateway", "ig-xcpd.wsdl", (ITI_55_INITIATING,)),
     Route("/xds/registry", "registry", "xds-registry.wsdl", (ITI_42, ITI_18)),

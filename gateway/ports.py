@@ -36,6 +36,7 @@ class Ports:
     repository: Any = None
     partners: Any = None
     audit: Any = None
+    xca: Any = None  # the initiating gateway's fan-out (profiles.xca.ports.InitiatingGateway)
 
 
 def build_ports(config: Config, database: Database, blobs: FileBlobStore) -> Ports:
@@ -45,4 +46,8 @@ def build_ports(config: Config, database: Database, blobs: FileBlobStore) -> Por
     ports.patients = SqlPatientIndex(database)
     ports.registry = SqlRegistry(database, patients=ports.patients)
     ports.repository = SqlRepository.from_config(config, database, blobs, registry=ports.registry)
+    if config.has_role("initiating_gateway"):
+        from gateway.xca.wiring import build_fanout
+
+        ports.xca = build_fanout(config, ports)
     return ports

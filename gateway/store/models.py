@@ -92,6 +92,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "gateway.repository.models",
     "gateway.patients.models",
     "gateway.security.replay",
+    "gateway.partners.tables",
 )
 
 

@@ -58,7 +58,7 @@ def test_every_problem_is_reported_with_its_key(tmp_path: Path):
         "limits.max_message_bytes: must be greater than zero",
         "database.url: only sqlite:// and postgresql://",
         "tls.certificate: file not found",
-        "partners[0].url: must be an https:// URL",
+        "partners[0]: endpoint ITI-38: 'http://plain/xca/query' is not an https:// URL",
         "partners[0].name",  # not required; must not be reported
         "audit.destinations[0].transport: must be 'tls' or 'udp'",
         "surprise: unknown key",
@@ -118,8 +118,7 @@ def test_xua_table_and_partner_quirks(tmp_path: Path):
                 {
                     "home_community_id": "1.2.4",
                     "url": "https://p.example",
-                    "allow_sha1": True,
-                    "purpose_for_use": True,
+                    "quirks": {"signature_hash": "sha1", "purpose_element": "PurposeForUse"},
                 }
             ],
         },
@@ -130,6 +129,28 @@ def test_xua_table_and_partner_quirks(tmp_path: Path):
     assert cfg.xua.required_on_partner_endpoints is True
     assert cfg.partners[0].allow_sha1 and cfg.partners[0].purpose_for_use
     assert not cfg.partners[0].allow_bearer
+    assert cfg.partners[0].endpoint("ITI-38") == "https://p.example/xca/query"
+
+
+def test_partner_problems_name_the_entry(tmp_path: Path):
+    with pytest.raises(ConfigError) as exc:
+        config_from_dict(
+            {
+                "community": {"home_community_id": "1.2.3"},
+                "partners": [
+                    {"home_community_id": "1.2.4", "url": "https://p", "colour": 1},
+                    {"url": "https://q"},
+                    {"home_community_id": "1.2.5", "url": "https://r",
+                     "quirks": {"signature_hash": "md5"}},
+                ],
+            },
+            base=tmp_path,
+            environ={},
+        )
+    text = "\n".join(exc.value.problems)
+    assert "partners[0]: unknown key(s) colour" in text
+    assert "partners[1]: home_community_id: required" in text
+    assert "partners[2]: quirks.signature_hash: must be one of" in text
 
 
 def test_xua_bad_values_are_reported(tmp_path: Path):

@@ -1,0 +1,1 @@
+"""The XCA initiating gateway in the running service: fan-out, wiring (initiating.py)."""

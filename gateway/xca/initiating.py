@@ -1,0 +1,239 @@
+"""The initiating gateway's fan-out: ITI-38/39 to many partners at once, one deadline.
+
+Concurrency: a bounded ``ThreadPoolExecutor`` shared by every fan-out in the
+process. requests is blocking, so one in-flight call holds one thread; the pool's
+size caps threads, sockets and the memory of answers in flight together, whatever
+the number of partners (calls beyond the cap queue). We chose threads over an
+async loop because the client (requests, mutual TLS, streaming MTOM) is blocking
+and a second, async HTTP stack would double the TLS code to audit; threads are
+created lazily, and a call never outlives the fan-out's deadline by more than one
+socket timeout, since each call's timeout is the time left. ``bench/fanout.py``
+measures the cost.
+
+Late answers (after the deadline) are dropped: the consumer already has its
+answer with ``XDSUnavailableCommunity`` for that partner; the late result is
+logged and its spooled documents deleted.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
+from typing import Any, BinaryIO
+
+from gateway.client import OutboundClient, OutboundError
+from gateway.partners.directory import PartnerDirectory
+from gateway.partners.model import Partner
+from profiles.errors import GatewayError
+from profiles.transaction import Attachment
+from profiles.xca.ports import Failure, QueryAnswer, QueryCall, RetrieveAnswer, RetrieveCall
+from profiles.xca.query import ITI38_ACTION, ITI38_REPLY, read_query_response, stored_query_to_xml
+from profiles.xca.retrieve import (
+    DocumentRequest,
+    RetrieveResult,
+    parse_retrieve_response,
+    retrieve_request_to_xml,
+)
+from profiles.xds.metadata import ListMember
+from profiles.xds.storedquery import StoredQuery
+
+log = logging.getLogger("gateway.xca")
+ITI39_ACTION = "urn:ihe:iti:2007:CrossGatewayRetrieve"
+ITI39_REPLY = "urn:ihe:iti:2007:CrossGatewayRetrieveResponse"
+DEFAULT_DEADLINE_S = 60.0
+DEFAULT_MAX_CONCURRENT = 512
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def shared_pool(size: int) -> ThreadPoolExecutor:
+    """One pool per size per process (a gunicorn worker), threads created on demand."""
+    with _pools_lock:
+        pool = _pools.get(size)
+        if pool is None:
+            pool = _pools[size] = ThreadPoolExecutor(size, thread_name_prefix="xca-fanout")
+        return pool
+
+
+class FanOut:
+    """``profiles.xca.ports.InitiatingGateway`` over the partner directory and the client."""
+
+    def __init__(
+        self,
+        client: OutboundClient,
+        directory: PartnerDirectory,
+        *,
+        deadline_seconds: float = DEFAULT_DEADLINE_S,
+        pool: ThreadPoolExecutor | None = None,
+        correlations: Any = None,  # profiles.pix.ports.Correlations (ports.patients)
+        registry: Any = None,  # profiles.xds.ports.Registry, when the registry role is on
+        repository: Any = None,  # has retrieve(documents) -> RetrieveResult, when on
+    ) -> None:
+        self.client = client
+        self.directory = directory
+        self.deadline_seconds = deadline_seconds
+        self.pool = pool or shared_pool(DEFAULT_MAX_CONCURRENT)
+        self.correlations = correlations
+        self.registry = registry
+        self.repository = repository
+
+    # -- what the transactions ask ------------------------------------------------------
+
+    def partner(self, home_community_id: str) -> Partner | None:
+        return self.directory.get(home_community_id)
+
+    def correlated(self, patient_id: str) -> list[tuple[str, str]]:
+        if self.correlations is None or not patient_id:
+            return []
+        from profiles.hl7v3.datatypes import II
+
+        ext, _, rest = patient_id.partition("^^^")
+        root = rest.strip("&").split("&")[0] if rest else ""
+        found = self.correlations.correlations(II(root or None, ext or None))
+        return [(c.home_community_id, f"{c.theirs.extension}^^^&{c.theirs.root}&ISO")
+                for c in found]
+
+    def local_query(self, query: StoredQuery) -> Sequence[ListMember] | None:
+        return None if self.registry is None else self.registry.run_query(query)
+
+    def local_retrieve(self, documents: Sequence[DocumentRequest]) -> RetrieveResult | None:
+        return None if self.repository is None else self.repository.retrieve(documents)
+
+    def query(self, calls: Sequence[QueryCall]) -> list[QueryAnswer | Failure]:
+        return self._run(calls, self._query_one)
+
+    def retrieve(self, calls: Sequence[RetrieveCall]) -> list[RetrieveAnswer | Failure]:
+        return self._run(calls, self._retrieve_one)
+
+    # -- one call -------------------------------------------------------------------------
+
+    def _query_one(self, call: QueryCall, deadline: float) -> QueryAnswer:
+        partner = self._partner(call.home_community_id)
+        body = stored_query_to_xml(call.query)
+        answer = self.client.call(partner, "ITI-38", ITI38_ACTION, body,
+                                  timeout=_left(deadline), expect_action=ITI38_REPLY,
+                                  principal=call.principal)
+        try:
+            result = read_query_response(answer.body, home_community_id=partner.home_community_id)
+        finally:
+            answer.close()
+        return QueryAnswer(partner.home_community_id, result)
+
+    def _retrieve_one(self, call: RetrieveCall, deadline: float) -> RetrieveAnswer:
+        partner = self._partner(call.home_community_id)
+        docs = [DocumentRequest(d.repository_unique_id, d.document_unique_id,
+                                partner.home_community_id) for d in call.documents]
+        body = retrieve_request_to_xml(
+            docs, urn_oid=partner.quirks.urn_oid_prefix,
+            repository_urn_oid=partner.quirks.repository_urn_oid,
+        )
+        answer = self.client.call(partner, "ITI-39", ITI39_ACTION, body, mtom_request=True,
+                                  timeout=_left(deadline), expect_action=ITI39_REPLY,
+                                  principal=call.principal)
+        try:
+            result = parse_retrieve_response(answer.body, answer.attachments,
+                                             home_community_id=partner.home_community_id)
+            result = replace(result, documents=tuple(
+                replace(d, content=_held(d.content)) for d in result.documents))
+        finally:
+            answer.close()  # spooled files unlinked; the open handles keep their bytes
+        return RetrieveAnswer(partner.home_community_id, result)
+
+    def _partner(self, home_community_id: str) -> Partner:
+        partner = self.directory.get(home_community_id)
+        if partner is None:
+            raise OutboundError(f"{home_community_id} is not in the partner directory")
+        return partner
+
+    # -- the fan-out ----------------------------------------------------------------------
+
+    def _run(self, calls: Sequence, one: Callable) -> list:
+        started = time.monotonic()
+        deadline = started + self.deadline_seconds
+        futures: list[Future] = [self.pool.submit(_guarded, one, c, deadline) for c in calls]
+        pending = set(futures)
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            _done, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
+        results = []
+        for call, future in zip(calls, futures, strict=True):
+            if future in pending:
+                future.add_done_callback(_late(call.home_community_id, started))
+                reason = f"no answer within the {self.deadline_seconds:g} s deadline"
+                results.append(Failure(call.home_community_id, reason))
+            else:
+                results.append(future.result())
+        return results
+
+
+def _held(content: Attachment) -> Attachment:
+    """The attachment with its spool file opened now, so the file can be unlinked at once.
+
+    The bytes stay readable through the handle until it is closed (after the reply
+    streamed it, or when the reply is dropped), and nothing is left on disk.
+    """
+    if not content.content_id:
+        return content  # inline bytes, already in memory
+    handle = content.open()
+    return replace(content, open=lambda: _View(handle))
+
+
+class _View(io.RawIOBase):
+    """An independent reader of a held file (pread: its own offset); closing it leaves
+    the file open for the next reader. The file closes when the last view is dropped."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle, self.offset = handle, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = os.pread(self.handle.fileno(), len(b), self.offset)
+        b[: len(data)] = data
+        self.offset += len(data)
+        return len(data)
+
+
+def _left(deadline: float) -> float:
+    return max(0.001, deadline - time.monotonic())
+
+
+def _guarded(one: Callable, call: Any, deadline: float):
+    """Run one call; every failure becomes a Failure value naming the community."""
+    hcid = call.home_community_id
+    try:
+        if time.monotonic() >= deadline:
+            return Failure(hcid, "not sent: the deadline passed while the call was queued")
+        return one(call, deadline)
+    except OutboundError as exc:
+        log.info("partner call failed", extra={"partner": hcid, "kind": exc.kind,
+                                               "reason": exc.reason})
+        return Failure(hcid, exc.reason)
+    except GatewayError as exc:
+        log.info("partner answer not understood", extra={"partner": hcid, "code": exc.code})
+        return Failure(hcid, f"the answer could not be read: {exc.context}"[:300])
+    except Exception:
+        log.exception("partner call raised", extra={"partner": hcid})
+        return Failure(hcid, "internal error while calling the community")
+
+
+def _late(hcid: str, started: float) -> Callable[[Future], None]:
+    def dropped(future: Future) -> None:
+        outcome = future.result()
+        for close in getattr(outcome, "closers", ()):
+            close()
+        log.warning("late answer dropped", extra={
+            "partner": hcid, "after_seconds": round(time.monotonic() - started, 3),
+            "outcome": type(outcome).__name__})
+
+    return dropped

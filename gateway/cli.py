@@ -93,6 +93,7 @@ def upgrade(config_path: Path) -> None:
 
 def _register_groups() -> None:
     """Command groups that live beside the capability they manage."""
+    from certs.cli import certs_group
     from gateway.audit.cli import audit_group, audit_repository_command
     from gateway.partners.cli import partners_group
     from gateway.patients.cli import patients_group
@@ -105,6 +106,7 @@ def _register_groups() -> None:
     main.add_command(audit_group)
     main.add_command(audit_repository_command)
     main.add_command(patients_group)
+    main.add_command(certs_group)
 
 
 _register_groups()

@@ -20,5 +20,10 @@ def health_report(rt) -> dict[str, Any]:
         report["certificates"] = [own]
         if own["status"] in ("expired", "not_yet_valid", "unreadable"):
             healthy = False
+        from certs.inventory import collect, needs_attention
+
+        warnings = [e.as_dict() for e in collect(rt.config) if needs_attention(e.status())]
+        if warnings:  # trust store and partners too; our own expiry alone fails the check
+            report["certificate_warnings"] = warnings
     report["status"] = "ok" if healthy else "fail"
     return report

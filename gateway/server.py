@@ -79,6 +79,8 @@ def gunicorn_options(
         # two gateways on one machine (tests, the federation demo) would fight over it.
         "control_socket_disable": True,
         "worker_exit": _worker_exit,
+        # `ihe-gateway certs trust|untrust|rotate|install` send SIGHUP to this pid (certs.reload).
+        "pidfile": str(config.data_dir / "gateway.pid"),
     }
     if not http:
         if config.tls is None:
@@ -122,6 +124,8 @@ def tls_context(conf: Any, default_factory: Any) -> ssl.SSLContext:
 def harden(context: ssl.SSLContext) -> ssl.SSLContext:
     """Require a verified client certificate, TLS 1.2 or newer and strong suites."""
     context.verify_mode = ssl.CERT_REQUIRED
+    # A partner certificate pinned in the trust store (not a CA) is a trust anchor itself.
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     context.minimum_version = TLS_MINIMUM
     context.set_ciphers(TLS_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
@@ -203,6 +207,7 @@ class GatewayApplication(BaseApplication):
             return
         self.gateway_config = config
         log.info("configuration reloaded from %s", self.config_path)
+        _warn_expiry(config)
 
     def load(self) -> Any:
         # Runs in each worker after the fork (preload_app is off).
@@ -234,6 +239,7 @@ def serve(
         if config.tls is None:
             gunicorn_options(config)  # raises the ServeError that explains it
         server_context(config.tls)
+        _warn_expiry(config)
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # SQLite's file lives here
     _migrate(config.database_url)
     auditor = _node_auditor(config)
@@ -245,6 +251,17 @@ def serve(
     finally:
         auditor.application_activity(False, launcher="ihe-gateway serve")
         auditor.queue.database.dispose()
+
+
+def _warn_expiry(config: Config) -> None:
+    """Log every certificate in use that has lapsed or lapses within 30 days."""
+    from certs.inventory import collect, needs_attention
+
+    for entry in collect(config):
+        if needs_attention(entry.status()):
+            subject = entry.cert.subject.rfc4514_string() if entry.cert else "?"
+            log.warning("certificate %s: %s %s in %s (%s), %s days left", entry.status(),
+                        entry.role, subject, entry.file, entry.user, entry.days_left())
 
 
 def _node_auditor(config: Config):

@@ -108,6 +108,7 @@ class Config:
     audit: tuple[AuditDestination, ...] = ()
     diagnostics: bool = False
     xua: Xua = field(default_factory=Xua)
+    ccda: Any = None  # gateway.ccda.importer.CcdaSettings from [ccda]; None: the defaults
     source: Path | None = None
 
     def has_role(self, role: str) -> bool:
@@ -328,6 +329,19 @@ def config_from_dict(
     )
     x.finish()
 
+    top.seen.add("ccda")
+    ccda = None
+    if "ccda" in data:
+        from gateway.ccda.importer import settings_from_table  # it imports this module
+
+        if not isinstance(data["ccda"], dict):
+            problems.append("ccda: must be a table")
+        else:
+            try:
+                ccda = settings_from_table(data["ccda"])
+            except ValueError as exc:
+                problems.append(f"ccda: {exc}")
+
     dg = top.sub("diagnostics")
     diagnostics = dg.get("enabled", bool, False)
     dg.finish()
@@ -347,5 +361,6 @@ def config_from_dict(
         audit=tuple(audit),
         diagnostics=diagnostics,
         xua=xua,
+        ccda=ccda,
         source=source,
     )

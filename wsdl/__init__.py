@@ -65,6 +65,8 @@ SCHEMAS: dict[str, str] = {
     "hl7v3": "hl7v3/IHE-HL7v3-messages.xsd",
     "atna": "atna/dicom2017c.xsd",
     "diagnostics": "diagnostics.xsd",
+    # CDA R2 with the sdtc extensions (C-CDA documents, profiles.ccda.validate).
+    "cda": "cda/sdtc/infrastructure/cda/CDA_SDTC.xsd",
     # Driver importing all of the above except diagnostics: validates a whole envelope.
     "all": "ihe-gateway-all.xsd",
 }

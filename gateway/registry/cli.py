@@ -1,4 +1,5 @@
-"""``ihe-gateway documents list``: a patient's DocumentEntries as a table.
+"""``ihe-gateway documents list``: a patient's DocumentEntries as a table
+(``documents show``, the C-CDA rendering, lives in ``gateway.ccda.cli``).
 
 The patient id is written in CX form, ``ID^^^&OID&ISO`` (quote it in a shell).
 Like every command it first brings the database to the current schema.
@@ -71,3 +72,12 @@ def list_documents(patient_id: str, config_path: Path, limit: int) -> None:
         click.echo(f"no documents for {patient_id}")
         return
     click.echo(format_table(entries))
+
+
+def _register_show() -> None:
+    from gateway.ccda.cli import show_document
+
+    documents_group.add_command(show_document)
+
+
+_register_show()

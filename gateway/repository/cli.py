@@ -1,4 +1,11 @@
-"""``ihe-gateway documents import FILE --patient ID``: register a file as a document.
+"""``ihe-gateway documents import FILE... [--patient ID]``: register files as documents.
+
+A CDA document (its start names ``ClinicalDocument`` in ``urn:hl7-org:v3``), and
+every file when no ``--patient`` is given, is imported as C-CDA with the metadata
+its header carries (``gateway.ccda``: patient mapped through the patient index,
+idempotent on its uniqueId, a line per file and a summary; ``--strict`` refuses
+a document failing the CDA schema). Any other file needs ``--patient`` and gets
+the generic metadata below.
 
 The file goes through the same code path as an ITI-41 Provide and Register
 (``profiles.xds.iti41.provide_and_register``): stored in the blob store, hash
@@ -189,8 +196,10 @@ def import_file(
 
 
 @click.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--patient", required=True, type=_Patient(), help="Patient id, ID^^^&OID&ISO.")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--patient", default=None, type=_Patient(),
+              help="Patient id, ID^^^&OID&ISO (C-CDA: overrides the recordTarget mapping).")
 @click.option(
     "--config",
     "config_path",
@@ -198,6 +207,10 @@ def import_file(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Path to gateway.toml.",
 )
+@click.option("--strict", is_flag=True, help="C-CDA: refuse a document failing the CDA schema.")
+@click.option("--schematron", is_flag=True,
+              help="C-CDA: also check the C-CDA R2.1 Schematron (needs the 'ccda' extra).")
+@click.option("--verbose", "-v", is_flag=True, help="C-CDA: print every finding, not only errors.")
 @click.option("--mime-type", default=None, help="Default: guessed from the file name.")
 @click.option("--title", default=None, help="Default: the file name.")
 @_code_option("--class-code", "class_code", "DocumentEntry.classCode.")
@@ -207,32 +220,49 @@ def import_file(
 @_code_option("--facility-code", "facility_code", "healthcareFacilityTypeCode.")
 @_code_option("--practice-code", "practice_code", "practiceSettingCode.")
 def import_document(
-    file: Path,
-    patient: str,
+    files: tuple[Path, ...],
+    patient: str | None,
     config_path: Path,
+    strict: bool,
+    schematron: bool,
+    verbose: bool,
     mime_type: str | None,
     title: str | None,
     **codes: Code,
 ) -> None:
-    """Register FILE as a document of patient ID in the local repository and registry."""
+    """Register FILES in the local repository and registry (C-CDA: metadata from the
+    document; other files: of patient ID, with the metadata options)."""
+    from gateway.ccda.cli import import_cda_files, looks_like_cda
+
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem}", err=True)
         sys.exit(2)
-    try:
-        entry = import_file(
-            config, file, patient=patient, codes=codes, mime_type=mime_type, title=title
-        )
-    except GatewayError as exc:
-        for d in exc.details:
-            where = f" ({d.location})" if d.location else ""
-            click.echo(f"error: {d.code}{where}: {d.context}", err=True)
-        sys.exit(1)
-    click.echo(f"registered {entry.unique_id}")
-    click.echo(f"  patient     {entry.patient_id}")
-    click.echo(f"  mimeType    {entry.mime_type}")
-    click.echo(f"  size        {entry.size}")
-    click.echo(f"  hash        {entry.hash}")
-    click.echo(f"  repository  {entry.repository_unique_id}")
+    cda = [f for f in files if patient is None or looks_like_cda(f)]
+    others = [f for f in files if f not in cda]
+    status = 0
+    if cda:
+        status = import_cda_files(config, cda, patient=patient, strict=strict,
+                                  schematron=schematron, verbose=verbose)
+    for file in others:
+        assert patient is not None
+        try:
+            entry = import_file(
+                config, file, patient=patient, codes=codes, mime_type=mime_type, title=title
+            )
+        except GatewayError as exc:
+            for d in exc.details:
+                where = f" ({d.location})" if d.location else ""
+                click.echo(f"error: {d.code}{where}: {d.context}", err=True)
+            status = 1
+            continue
+        click.echo(f"registered {entry.unique_id}")
+        click.echo(f"  patient     {entry.patient_id}")
+        click.echo(f"  mimeType    {entry.mime_type}")
+        click.echo(f"  size        {entry.size}")
+        click.echo(f"  hash        {entry.hash}")
+        click.echo(f"  repository  {entry.repository_unique_id}")
+    if status:
+        sys.exit(status)

@@ -167,3 +167,19 @@ def test_xua_bad_values_are_reported(tmp_path: Path):
     assert "xua.clock_skew_seconds: must not be negative" in text
     assert "xua.audience: must be a list of strings" in text
     assert "xua.colour: unknown key" in text
+
+
+def test_ccda_table_is_checked(tmp_path: Path):
+    cfg = config_from_dict(
+        {"community": {"home_community_id": "1.2.3"}, "ccda": {"strict": True}},
+        base=tmp_path,
+        environ={},
+    )
+    assert cfg.ccda.strict is True
+    with pytest.raises(ConfigError) as exc:
+        config_from_dict(
+            {"community": {"home_community_id": "1.2.3"}, "ccda": {"strict": "yes"}},
+            base=tmp_path,
+            environ={},
+        )
+    assert any(p.startswith("ccda: ") for p in exc.value.problems)

@@ -75,6 +75,14 @@ def serve(config_path: Path, port: int | None, workers: int | None, plain_http: 
     run(_load(config_path), config_path=config_path, port=port, workers=workers, http=plain_http)
 
 
+@main.command()
+def demo() -> None:
+    """Run the DoD / VA / partner HIE federation demo on loopback (what `make demo` runs)."""
+    from gateway.demo import main as run_demo
+
+    sys.exit(run_demo())
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

@@ -1,20 +1,26 @@
-"""``make demo``: a community gateway from nothing to a SOAP round trip over mutual TLS.
+"""``make demo``: three communities on loopback, and a VA clinician querying them all.
 
-Each step is a function, run in order by ``main``: initialise a community in a
-temporary folder (``ihe-gateway init``), serve it (``ihe-gateway serve``, a real
-gunicorn process), wait until ``/healthz`` answers over mutual TLS, show that a
-client without a certificate is refused, fetch a WSDL, send one ITI-18
-Registry Stored Query, then stop the server with SIGTERM and remove the folder.
-Exit status 0 only when every step behaved as expected. The XCA work turns this
-into the federation demo (two communities querying each other).
+Communities (each its own ``ihe-gateway serve`` process, development PKI, SQLite
+database and home community OID): a DoD community (MHS GENESIS), the VA, and a
+private-sector eHealth Exchange participant. Each step is a function run in order
+by ``run``: initialise the three (``ihe-gateway init``); make them trust each other's
+CA and register each other (``partners add --url --ca``); load one person, known
+under a different id in each (``patients add``), and C-CDA documents at DoD and at
+the partner (``documents import``); serve all three over mutual TLS; then, as VA:
+an ITI-18 to VA's initiating gateway, which fans ITI-38 out to DoD and the partner
+(each request carrying a SAML assertion VA signs and the responder verifies), and
+an ITI-43 for one document of each community (ITI-39 out), whose bytes must equal
+the imported files'. Everything is stopped and the folder removed, also when a step
+fails or the demo is interrupted; exit status 0 only when every step behaved.
 
-The client side uses requests with ``trust_env = False`` and the community's CA
-passed as ``verify`` on every call: this machine sets REQUESTS_CA_BUNDLE, which
-would otherwise replace our CA with the public web bundle.
+The client side uses requests with ``trust_env = False`` and ``verify=`` the CA on
+every call: this machine sets REQUESTS_CA_BUNDLE, which would otherwise replace our
+CA with the public web bundle. ``gateway.federation`` holds the set-up steps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -24,27 +30,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape
+from typing import TYPE_CHECKING
 
 import requests
 
-from profiles.errors import WSA_NS
-from profiles.xml import parse_xml
+if TYPE_CHECKING:
+    from gateway.consumer import QueryOutcome, RetrieveOutcome
+    from gateway.federation import Community, Federation
 
-SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
-WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
-RS_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
-QUERY_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
-ITI18_ACTION = "urn:ihe:iti:2007:RegistryStoredQuery"
-ITI18_REPLY = "urn:ihe:iti:2007:RegistryStoredQueryResponse"
-FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
-SOAP12_CONTENT_TYPE = f'application/soap+xml; charset=UTF-8; action="{ITI18_ACTION}"'
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 40.0
+DATABASE_ENV = "GATEWAY_DATABASE_URL"  # gateway.config.DATABASE_ENV (the demo uses SQLite)
 
 
 class DemoFailed(Exception):
@@ -172,133 +171,8 @@ def refuse_without_certificate(gateway: Gateway) -> str:
     raise DemoFailed(f"a client without a certificate was answered: HTTP {resp.status_code}")
 
 
-def fetch_wsdl(gateway: Gateway, session: requests.Session, path: str) -> list[str]:
-    """Step 5: ``GET path?wsdl``; return its operations after checking where it points."""
-    url = f"{gateway.base_url}{path}"
-    resp = session.get(f"{url}?wsdl", verify=str(gateway.cert("ca.pem")), timeout=10)
-    if resp.status_code != 200:
-        raise DemoFailed(f"GET {path}?wsdl answered HTTP {resp.status_code}")
-    doc = parse_xml(resp.content)
-    if doc.tag != f"{{{WSDL_NS}}}definitions":
-        raise DemoFailed(f"GET {path}?wsdl did not return a WSDL (root {doc.tag})")
-    addresses = {a.get("location") for a in doc.iter("{*}address")}
-    if addresses != {url}:
-        raise DemoFailed(f"the WSDL points at {sorted(addresses)}, not {url}")
-    return [op.get("name") for op in doc.iterfind(f"{{{WSDL_NS}}}portType/{{{WSDL_NS}}}operation")]
-
-
-def registry_stored_query(message_id: str, to: str, patient_id: str) -> bytes:
-    """An ITI-18 FindDocuments request as a SOAP 1.2 envelope with WS-Addressing."""
-    message_id, to, patient_id = (escape(v) for v in (message_id, to, patient_id))
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<s:Envelope xmlns:s="{SOAP12_NS}" xmlns:a="{WSA_NS}">
-  <s:Header>
-    <a:Action s:mustUnderstand="true">{ITI18_ACTION}</a:Action>
-    <a:MessageID>{message_id}</a:MessageID>
-    <a:ReplyTo><a:Address>http://www.w3.org/2005/08/addressing/anonymous</a:Address></a:ReplyTo>
-    <a:To s:mustUnderstand="true">{to}</a:To>
-  </s:Header>
-  <s:Body>
-    <query:AdhocQueryRequest xmlns:query="{QUERY_NS}"
-        xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">
-      <query:ResponseOption returnType="LeafClass" returnComposedObjects="true"/>
-      <rim:AdhocQuery id="{FIND_DOCUMENTS}">
-        <rim:Slot name="$XDSDocumentEntryPatientId">
-          <rim:ValueList><rim:Value>'{patient_id}'</rim:Value></rim:ValueList>
-        </rim:Slot>
-        <rim:Slot name="$XDSDocumentEntryStatus">
-          <rim:ValueList>
-            <rim:Value>('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')</rim:Value>
-          </rim:ValueList>
-        </rim:Slot>
-      </rim:AdhocQuery>
-    </query:AdhocQueryRequest>
-  </s:Body>
-</s:Envelope>
-""".encode()
-
-
-@dataclass(frozen=True)
-class SoapOutcome:
-    status: int
-    action: str | None
-    relates_to: str | None
-    fault_code: str | None
-    fault_reason: str | None
-    body_root: str | None
-
-
-def post_soap(session: requests.Session, gateway: Gateway, url: str, body: bytes) -> SoapOutcome:
-    """POST a SOAP 1.2 envelope and read back the addressing headers and any fault."""
-    resp = session.post(
-        url,
-        data=body,
-        headers={"Content-Type": SOAP12_CONTENT_TYPE},
-        verify=str(gateway.cert("ca.pem")),
-        timeout=30,
-    )
-    if not resp.headers.get("Content-Type", "").startswith("application/soap+xml"):
-        raise DemoFailed(f"HTTP {resp.status_code} with {resp.headers.get('Content-Type')!r}")
-    env = parse_xml(resp.content)
-    header = env.find(f"{{{SOAP12_NS}}}Header")
-    body_el = env.find(f"{{{SOAP12_NS}}}Body")
-    fault = body_el.find(f"{{{SOAP12_NS}}}Fault") if body_el is not None else None
-    first = body_el[0] if body_el is not None and len(body_el) else None
-    return SoapOutcome(
-        status=resp.status_code,
-        action=header.findtext(f"{{{WSA_NS}}}Action") if header is not None else None,
-        relates_to=header.findtext(f"{{{WSA_NS}}}RelatesTo") if header is not None else None,
-        fault_code=fault.findtext(f"{{{SOAP12_NS}}}Code/{{{SOAP12_NS}}}Value")
-        if fault is not None
-        else None,
-        fault_reason=fault.findtext(f"{{{SOAP12_NS}}}Reason/{{{SOAP12_NS}}}Text")
-        if fault is not None
-        else None,
-        body_root=first.tag if first is not None else None,
-    )
-
-
-def query_registry(gateway: Gateway, session: requests.Session) -> SoapOutcome:
-    """Step 6: one ITI-18 round trip to /xds/registry.
-
-    Expected: an AdhocQueryResponse under the reply action, or, until the
-    registry is implemented, a SOAP Receiver fault saying so. Either way the
-    reply must relate to our MessageID.
-    """
-    url = f"{gateway.base_url}/xds/registry"
-    message_id = f"urn:uuid:{uuid.uuid4()}"
-    print(f"  -> POST {url}")
-    print(f"     wsa:Action {ITI18_ACTION}, wsa:MessageID {message_id}")
-    outcome = post_soap(
-        session, gateway, url, registry_stored_query(message_id, url, "DEMO-1^^^&1.2.3.4&ISO")
-    )
-    print(f"  <- HTTP {outcome.status}, wsa:Action {outcome.action}")
-    print(f"     wsa:RelatesTo {outcome.relates_to}")
-    if outcome.fault_code:
-        print(f"     SOAP fault {outcome.fault_code}: {outcome.fault_reason}")
-    if outcome.relates_to != message_id:
-        raise DemoFailed("the reply does not relate to our MessageID")
-    answered = (
-        outcome.status == 200
-        and outcome.action == ITI18_REPLY
-        and outcome.body_root == f"{{{QUERY_NS}}}AdhocQueryResponse"
-    )
-    if answered:
-        print("     AdhocQueryResponse: the registry answered the query")
-        return outcome
-    not_yet = (
-        outcome.status == 500
-        and (outcome.fault_code or "").endswith(":Receiver")
-        and "not implemented" in (outcome.fault_reason or "")
-    )
-    if not not_yet:
-        raise DemoFailed("expected an AdhocQueryResponse or a 'not implemented' Receiver fault")
-    print("     (expected until the XDS registry lands: ITI-18 is routed, not implemented)")
-    return outcome
-
-
 def stop_server(gateway: Gateway, timeout: float = STOP_TIMEOUT_S) -> int:
-    """Step 7: SIGTERM, then wait for gunicorn's graceful shutdown; return its status."""
+    """SIGTERM, then wait for gunicorn's graceful shutdown; return its status."""
     process = gateway.process
     if process is None:
         return 0
@@ -313,56 +187,216 @@ def stop_server(gateway: Gateway, timeout: float = STOP_TIMEOUT_S) -> int:
     return process.returncode
 
 
+
+
+# -- the federation demo, one function per step --------------------------------------------
+
+
+def init_all(fed: Federation, workdir: Path, env: Mapping[str, str]) -> None:
+    """``ihe-gateway init`` for each community (in parallel: they share nothing yet)."""
+    from gateway.federation import in_parallel, init
+
+    in_parallel(fed.all, lambda c: init(c, workdir, env))
+    for c in fed.all:
+        print(f"  {c.name:<16} {c.hcid:<18} https://localhost:{c.served.port}  "
+              f"{c.served.directory}")
+
+
+def federate(fed: Federation, env: Mapping[str, str]) -> None:
+    """Trust each other's CA (mutual TLS and XUA), then ``partners add`` each other."""
+    from gateway.federation import add_partner, in_parallel, trust_each_other
+
+    trust_each_other(fed.all)
+    in_parallel(fed.all, lambda c: [add_partner(c, o, env) for o in fed.all if o is not c])
+    for c in fed.all:
+        others = ", ".join(o.name for o in fed.all if o is not c)
+        print(f"  {c.name:<16} trusts the CAs of {others}; registered them as partners")
+
+
+def load_patient(fed: Federation, env: Mapping[str, str]) -> None:
+    """The same person under each community's own id; VA's correlations to the others."""
+    from gateway.federation import PERSON, add_patient, correlate, in_parallel
+
+    in_parallel(fed.all, lambda c: add_patient(c, PERSON, env))
+    for c in fed.all:
+        also = f" (also lists {', '.join(c.links)})" if c.links else ""
+        print(f"  {c.name:<16} {PERSON.given} {PERSON.family}: {c.patient_id}{also}")
+    correlate(fed.va, fed.dod.patient_id, fed.dod)
+    correlate(fed.va, fed.va.patient_id, fed.partner)
+    print(f"  VA correlations: {fed.dod.name} knows the patient as {fed.dod.patient_id}; "
+          f"{fed.partner.name} by VA's own id")
+
+
+def load_documents(fed: Federation, env: Mapping[str, str]) -> None:
+    """``documents import`` of the C-CDA files at DoD and at the partner."""
+    from gateway.federation import import_documents, in_parallel
+
+    for c, lines in zip(fed.responders, in_parallel(fed.responders,
+                                                    lambda c: import_documents(c, env)),
+                        strict=True):
+        for line in lines:
+            print(f"  {c.name:<16} {line}")
+
+
+def serve_all(fed: Federation, env: Mapping[str, str]) -> None:
+    """``ihe-gateway serve`` for each, then wait until each answers /healthz over mTLS."""
+    for c in fed.all:
+        start_server(c.served, env=env)
+    for c in fed.all:
+        with mtls_session(c.served) as session:
+            report = wait_until_ready(c.served, session)
+        print(f"  {c.name:<16} {c.served.base_url} ready, database {report.get('database')}")
+
+
+def query_all_communities(fed: Federation, session: requests.Session) -> QueryOutcome:
+    """As VA: ITI-18 to VA's /ig/query; VA's gateway asks DoD and the partner (ITI-38)."""
+    from gateway.consumer import ITI18_ACTION, query
+
+    va = fed.va
+    print(f"  -> POST {va.served.base_url}/ig/query  FindDocuments {va.patient_id}")
+    print(f"     wsa:Action {ITI18_ACTION}")
+    outcome = query(session, va.served, va.patient_id)
+    print(f"  <- {outcome.status} in {outcome.seconds * 1000:.0f} ms, "
+          f"{len(outcome.entries)} documents")
+    if outcome.status != "Success" or outcome.errors:
+        raise DemoFailed(f"expected Success without errors, got {outcome.status}: "
+                         f"{[(e.code, e.location, e.context) for e in outcome.errors]}")
+    found = outcome.by_community()
+    for c in fed.responders:
+        entries = found.get(c.hcid, [])
+        print(f"  {c.name} ({c.hcid}): {len(entries)} documents")
+        for e in entries:
+            title = e.title.value if e.title else "-"
+            print(f"    {e.unique_id}  {e.size:>7} bytes  sha1 {e.hash[:12]}  {title}")
+        if {e.hash for e in entries} != set(c.imported):
+            raise DemoFailed(f"{c.name}: expected the {len(c.imported)} imported files")
+        print(f"    {responder_saw(c, '/xca/query')}")
+    return outcome
+
+
+def responder_saw(c: Community, path: str) -> str:
+    """The responder's log line for VA's request: answered 200, no XUA refusal."""
+    import json
+
+    log = c.served.server_log()
+    if "XUA refused" in log:
+        raise DemoFailed(f"{c.name} refused an assertion:\n{log}")
+    for line in log.splitlines():
+        entry = json.loads(line) if line.startswith("{") else {}
+        if entry.get("path") == path and entry.get("status") == 200:
+            return (f"{c.name} verified VA's signed SAML assertion (XUA) and answered "
+                    f"{entry.get('transaction')}")
+    raise DemoFailed(f"{c.name} logged no answered {path} request:\n{log}")
+
+
+def retrieve_one_each(fed: Federation, session: requests.Session,
+                      found: QueryOutcome) -> RetrieveOutcome:
+    """As VA: ITI-43 to /ig/retrieve for one document of each community (ITI-39 out);
+    each document's bytes must equal the file imported there."""
+    from gateway.consumer import retrieve
+
+    by = found.by_community()
+    wanted = [by[c.hcid][0] for c in fed.responders]
+    print(f"  -> POST {fed.va.served.base_url}/ig/retrieve  "
+          + ", ".join(e.unique_id for e in wanted))
+    outcome = retrieve(session, fed.va.served, wanted)
+    print(f"  <- {outcome.status} in {outcome.seconds * 1000:.0f} ms, "
+          f"{len(outcome.documents)} documents (MTOM)")
+    if outcome.status != "Success" or len(outcome.documents) != len(wanted):
+        raise DemoFailed(f"expected {len(wanted)} documents, got {outcome.status}: "
+                         f"{[(e.code, e.location) for e in outcome.errors]}")
+    for c, entry in zip(fed.responders, wanted, strict=True):
+        [doc] = [d for d in outcome.documents if d.document_unique_id == entry.unique_id]
+        file = c.imported[entry.hash]
+        sha1 = hashlib.sha1(doc.content, usedforsecurity=False).hexdigest()
+        if doc.content != file.read_bytes() or sha1 != entry.hash or (
+                doc.home_community_id != c.hcid):
+            raise DemoFailed(f"{c.name}: document {entry.unique_id} differs from {file.name}")
+        print(f"  {c.name}: {entry.unique_id} {len(doc.content)} bytes, sha1 {sha1[:12]}, "
+              f"identical to {file.name}")
+        print(f"    {responder_saw(c, '/xca/retrieve')}")
+    return outcome
+
+
+def summary(fed: Federation, found: QueryOutcome, got: RetrieveOutcome) -> None:
+    by = found.by_community()
+    print(f"  {'community':<18}{'homeCommunityId':<18}{'documents':>10}{'retrieved':>10}"
+          f"{'bytes':>9}  hash")
+    for c in fed.responders:
+        docs = [d for d in got.documents if d.home_community_id == c.hcid]
+        size = sum(len(d.content) for d in docs)
+        print(f"  {c.name:<18}{c.hcid:<18}{len(by.get(c.hcid, [])):>10}{len(docs):>10}"
+              f"{size:>9}  ok")
+    print(f"  query (ITI-18 -> 2 x ITI-38) {found.seconds * 1000:.0f} ms; "
+          f"retrieve (ITI-43 -> 2 x ITI-39) {got.seconds * 1000:.0f} ms")
+
+
+def stop_all(fed: Federation) -> None:
+    failed = [c.name for c in fed.all if c.gateway and stop_server(c.served) != 0]
+    if failed:
+        raise DemoFailed(f"{', '.join(failed)} did not exit cleanly")
+    print("  all three stopped cleanly")
+
+
 def run(workdir: Path) -> None:
-    """Every step against a community in ``workdir``; raises DemoFailed on the first surprise."""
-    gateway: Gateway | None = None
+    """Every step; raises DemoFailed on the first surprise. Servers never outlive it."""
+    from gateway.federation import define
+
+    env = {k: v for k, v in os.environ.items() if k != DATABASE_ENV}  # each its own SQLite
+    env["PYTHONUNBUFFERED"] = "1"
+    fed = define(workdir)
     try:
-        _step(1, "ihe-gateway init (a community with a development PKI and a database)")
-        gateway = init_community(workdir / "demo-community", free_port())
-
-        _step(2, f"ihe-gateway serve --config {gateway.config}")
-        start_server(gateway)
-        session = mtls_session(gateway)
-
-        _step(3, f"waiting for {gateway.base_url}/healthz over mutual TLS")
-        report = wait_until_ready(gateway, session)
-        print(
-            f"  database {report.get('database')}, status {report.get('status')}, "
-            f"home community {report.get('home_community_id')}"
-        )
-
-        _step(4, "a client without a certificate")
-        print(f"  refused at the TLS handshake: {refuse_without_certificate(gateway)}")
-
-        _step(5, "GET /xds/registry?wsdl")
-        print(f"  WSDL operations: {', '.join(fetch_wsdl(gateway, session, '/xds/registry'))}")
-
-        _step(6, "ITI-18 Registry Stored Query (SOAP 1.2, WS-Addressing, mutual TLS)")
-        query_registry(gateway, session)
-        session.close()
-    except BaseException:
-        if gateway is not None and gateway.process is not None:
-            stop_server(gateway)
-            print("--- server log ---\n" + gateway.server_log(), file=sys.stderr)
+        _step(1, "ihe-gateway init: three communities, each with its own PKI and database")
+        init_all(fed, workdir, env)
+        _step(2, "trust each other's CA; ihe-gateway partners add --url --ca")
+        federate(fed, env)
+        _step(3, "ihe-gateway patients add: one person, a different id in each community")
+        load_patient(fed, env)
+        _step(4, "ihe-gateway documents import: C-CDA documents at DoD and at the partner")
+        load_documents(fed, env)
+        _step(5, "ihe-gateway serve: all three over mutual TLS")
+        serve_all(fed, env)
+        _step(6, "a client without a certificate")
+        print(f"  refused at the TLS handshake: {refuse_without_certificate(fed.va.served)}")
+        with mtls_session(fed.va.served) as session:
+            _step(7, "as VA: ITI-18 to VA's initiating gateway (ITI-38 to DoD and the partner)")
+            found = query_all_communities(fed, session)
+            _step(8, "as VA: ITI-43 for one document of each community (ITI-39 out)")
+            got = retrieve_one_each(fed, session, found)
+        _step(9, "summary")
+        summary(fed, found, got)
+    except BaseException as exc:
+        for c in fed.all:
+            if c.gateway is not None and c.gateway.process is not None:
+                stop_server(c.gateway)
+                if isinstance(exc, DemoFailed):
+                    tail = "\n".join(c.gateway.server_log().splitlines()[-30:])
+                    print(f"--- {c.name} server log (end) ---\n{tail}", file=sys.stderr)
         raise
-    _step(7, "stopping the server (SIGTERM)")
-    status = stop_server(gateway)
-    if status != 0:
-        print("--- server log ---\n" + gateway.server_log(), file=sys.stderr)
-        raise DemoFailed(f"the server exited with status {status}")
-    print("  stopped cleanly")
+    _step(10, "stopping the servers (SIGTERM)")
+    stop_all(fed)
 
 
 def main() -> int:
+    started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="ihe-gateway-demo-"))
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGINT):  # `kill` or Ctrl-C: stop the servers
+        signal.signal(signum, interrupted)
     try:
         run(workdir)
     except DemoFailed as exc:
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\nInterrupted: servers stopped.", file=sys.stderr)
+        return 130
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nDemo passed; removed {workdir}.")
+    print(f"\nDemo passed in {time.monotonic() - started:.1f} s; removed {workdir}.")
     return 0
 
 
@@ -385,4 +419,6 @@ def _first_line(exc: BaseException) -> str:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(main())
+    from gateway.demo import main as demo_main  # one module object, whatever ran it
+
+    sys.exit(demo_main())

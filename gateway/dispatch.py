@@ -15,6 +15,8 @@ from profiles.pix.iti45 import ITI_45
 from profiles.transaction import ErrorForm, Transaction
 from profiles.xca.ig_query import IG_ITI_18
 from profiles.xca.ig_retrieve import IG_ITI_43
+from profiles.xca.iti38 import ITI_38
+from profiles.xca.iti39 import ITI_39
 from profiles.xcpd.iti55 import ITI_55
 from profiles.xds.iti18 import ITI_18
 from profiles.xds.iti41 import ITI_41, ITI_41_XDR
@@ -31,33 +33,13 @@ def planned(
     )
 
 
-_ADHOC = ErrorForm.ADHOC_QUERY_RESPONSE
-_RR = ErrorForm.REGISTRY_RESPONSE
-_RETRIEVE = ErrorForm.RETRIEVE_RESPONSE
-_HL7 = ErrorForm.HL7V3_ACK
-
-ITI_38 = planned(
-    "ITI-38",
-    "Cross Gateway Query",
-    "urn:ihe:iti:2007:CrossGatewayQuery",
-    "urn:ihe:iti:2007:CrossGatewayQueryResponse",
-    _ADHOC,
-)
-ITI_39 = planned(
-    "ITI-39",
-    "Cross Gateway Retrieve",
-    "urn:ihe:iti:2007:CrossGatewayRetrieve",
-    "urn:ihe:iti:2007:CrossGatewayRetrieveResponse",
-    _RETRIEVE,
-    mtom=True,
-)
 # The initiating side of ITI-55 (fan-out to partners) is not written yet; /xcpd responds.
 ITI_55_INITIATING = planned(
     "ITI-55",
     "Cross Gateway Patient Discovery",
     "urn:hl7-org:v3:PRPA_IN201305UV02:CrossGatewayPatientDiscovery",
     "urn:hl7-org:v3:PRPA_IN201306UV02:CrossGatewayPatientDiscovery",
-    _HL7,
+    ErrorForm.HL7V3_ACK,
 )
 
 

@@ -19,13 +19,30 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("gateway.mllp")
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who is on the other end of an MLLP connection (for the audit trail)."""
+
+    host: str | None = None
+    subject: str | None = None  # the verified client certificate's subject (TLS)
+
+
+# Set per connection (each runs in its own task, so its own context); ``respond`` runs
+# in a thread started with ``asyncio.to_thread``, which carries the context along.
+current_peer: ContextVar[Peer | None] = ContextVar("mllp_peer", default=None)
 
 
 def frame(message: bytes) -> bytes:
@@ -85,6 +102,7 @@ class MllpServer:
     async def _connection(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
+        current_peer.set(_peer(peer, writer.get_extra_info("peercert")))
         try:
             while True:
                 message = await asyncio.wait_for(read_frame(reader), self.idle_timeout)
@@ -105,8 +123,37 @@ class MllpServer:
                 await writer.wait_closed()
 
 
-def pix_manager(index) -> Callable[[bytes], bytes]:
-    """The PIX Manager's answer function over ``index`` (a ``PatientIndex``)."""
+def _peer(address: Any, certificate: Any) -> Peer:
+    host = address[0] if isinstance(address, tuple) and address else None
+    subject = None
+    if certificate:
+        subject = ",".join(f"{k}={v}" for rdn in certificate.get("subject", ()) for k, v in rdn)
+    return Peer(host, subject or None)
+
+
+def pix_manager(index, auditor: Any = None, *, endpoint: str = "mllp"
+                ) -> Callable[[bytes], bytes]:
+    """The PIX Manager's answer function over ``index`` (a ``PatientIndex``).
+
+    With ``auditor`` (``gateway.audit.Auditor``) every message is audited as the SOAP
+    requests are: the ITI-8 feed's Patient Record events or the ITI-9 query record, a
+    security alert for a message that is neither, written once the answer is built.
+    ``endpoint`` names the listener in records whose receiving application is unknown.
+    """
     from profiles.pix.manager import respond
 
-    return lambda message: respond(message, index)
+    if auditor is None:
+        return lambda message: respond(message, index)
+
+    from gateway.audit.hook import RequestFacts
+
+    def audited(message: bytes) -> bytes:
+        peer = current_peer.get() or Peer()
+        audit = auditor.request(RequestFacts(uuid.uuid4().hex, endpoint, peer.host,
+                                             peer.subject))
+        try:
+            return respond(message, index, audit=audit)
+        finally:
+            audit.finish(transaction=None, outcome=None)
+
+    return audited

@@ -8,21 +8,27 @@ pipeline opens a ``RequestAudit`` per request and always calls ``finish``:
     audit.finish(transaction=txn_id_or_None, outcome="success"|"error"|"fault",
                  reply_to=..., message_id=..., reason=fault_reason_or_None)
 
-A handler records its own, complete message with ``audit.record(message)``.
-A gateway port that writes data binds the request's audit to its session, so
-the record commits with the data; messages the (sans-IO) handler recorded
-before calling the port join that session too:
+A handler notes the facts only it knows (``profiles.atna.facts.note``: patient
+ids, the query payload, submission set and document ids, the feed) and
+``finish`` builds the record ITI TF-2 prescribes for the transaction, on our
+(responder) side, with the outcome and the human requestor; patient feeds give
+one Patient Record event per action (a merge: Delete + Update). Outbound calls
+the handler noted (the initiating gateway's ITI-38/39) get initiator-side
+records, one per call. A request that never reached a transaction we can
+describe leaves a Security Alert. The MLLP listener does the same per message
+(``finish(transaction=None, outcome=None)``: the manager notes both).
 
-    audit.record(submission_event(...))          # in the handler
+A handler may instead record a complete message with ``audit.record(message)``;
+then no record is built. A gateway port that writes data binds the request's
+audit to its session, so recorded messages commit with the data:
+
+    audit.record(message)                        # in the handler
     with database.session() as session, audit.bind(session):
         ... write ...                            # in the port
 
-Records made outside ``bind`` wait in memory and are written by ``finish`` in
-one short transaction after the answer is built (queries change nothing, so
-nothing is lost by writing their record after). If the handler recorded
-nothing, or only inside a transaction that rolled back, ``finish`` writes a
-record itself: the transaction's own event with a failure outcome when the
-request reached one, else a Security Alert. ``finish`` never raises.
+Records built from notes, and those made outside ``bind``, are written by
+``finish`` in one short transaction after the answer is built. ``finish``
+never raises.
 """
 
 from __future__ import annotations
@@ -42,16 +48,17 @@ from gateway.audit.queue import AuditQueue
 from gateway.audit.transport import error_kind
 from gateway.config import Config
 from gateway.store.db import Database
-from profiles.atna.codes import TRANSACTIONS, AuditSourceType, EventType, Kind, Side
-from profiles.atna.events import (
-    Endpoint,
-    HumanRequestor,
-    Occasion,
-    query_event,
-    retrieve_event,
-    submission_event,
+from profiles.atna.codes import AuditSourceType, EventType, Side
+from profiles.atna.events import Endpoint, HumanRequestor, Occasion
+from profiles.atna.facts import (
+    OUTCOMES,
+    AuditFacts,
+    describable,
+    outbound_record,
+    transaction_records,
 )
 from profiles.atna.message import (
+    AuditError,
     AuditMessage,
     AuditSourceIdentification,
     CodedValue,
@@ -62,11 +69,6 @@ from profiles.atna.nodes import application_activity, security_alert
 log = logging.getLogger("gateway.audit")
 
 ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
-OUTCOMES = {
-    "success": EventOutcome.SUCCESS,
-    "error": EventOutcome.MINOR_FAILURE,  # answered with the transaction's error form
-    "fault": EventOutcome.SERIOUS_FAILURE,  # refused with a SOAP fault
-}
 
 
 def audit_source(config: Config) -> AuditSourceIdentification:
@@ -141,6 +143,11 @@ class RequestAudit:
         self._session: Session | None = None
         self._in_session = 0
         self._committed = 0
+        self.facts_noted = AuditFacts()
+
+    def note(self, **facts) -> None:
+        """A handler's facts for the record ``finish`` builds (``AuditFacts.add``)."""
+        self.facts_noted.add(**facts)
 
     def record(self, message: AuditMessage) -> None:
         if self._session is not None:
@@ -172,20 +179,27 @@ class RequestAudit:
         self,
         *,
         transaction: str | None,
-        outcome: str,
+        outcome: str | None,
         reply_to: str | None = None,
         message_id: str | None = None,
         reason: str | None = None,
         human: HumanRequestor | None = None,
+        action: str | None = None,
     ) -> None:
-        """Write what is waiting, or the pipeline's own record when the handler made none."""
+        """Write what is waiting, or the transaction's record built from the noted facts
+        (a security alert when the request never reached a transaction we can describe),
+        plus one initiator-side record per outbound call the handler noted."""
         messages = list(self._waiting)
         self._waiting.clear()
         try:
+            noted = self.facts_noted
+            transaction = transaction or noted.transaction
+            verdict = noted.worst_outcome(outcome)
+            noted.feed_from_action(transaction, action)
             if not messages and not self._committed:
-                messages.append(
-                    self._fallback(transaction, outcome, reply_to, message_id, reason, human)
-                )
+                messages += self._records(transaction, verdict, reply_to, message_id, reason,
+                                          human)
+            messages += self._outbound(human, message_id)
             if messages:
                 with self.auditor.queue.database.session() as session:
                     for message in messages:
@@ -198,7 +212,7 @@ class RequestAudit:
                 error_kind(exc),
             )
 
-    def _fallback(
+    def _records(
         self,
         transaction: str | None,
         outcome: str,
@@ -206,41 +220,57 @@ class RequestAudit:
         message_id: str | None,
         reason: str | None,
         human: HumanRequestor | None,
-    ) -> AuditMessage:
-        f = self.facts
+    ) -> list[AuditMessage]:
+        f, noted = self.facts, self.facts_noted
         occasion = self.auditor.occasion(
             OUTCOMES.get(outcome, EventOutcome.SERIOUS_FAILURE), reason
         )
-        initiator = Endpoint(reply_to or ANONYMOUS, host=f.peer_host, user_name=f.peer_subject)
-        responder = Endpoint(f.endpoint, host=self.auditor.node.host, process_id=None)
-        row = TRANSACTIONS.get(transaction or "")
-        ref = message_id or f.request_id
-        common = {"initiator": initiator, "responder": responder, "human": human}
-        if row is not None and row.kind is Kind.QUERY:
-            return query_event(
-                row.transaction, Side.RESPONDER, occasion, query=b"", query_id=ref, **common
-            )
-        if row is not None and row.kind is Kind.RETRIEVE:
-            return retrieve_event(row.transaction, Side.RESPONDER, occasion, documents=(), **common)
-        if row is not None and row.kind is Kind.SUBMISSION:
-            return submission_event(
-                row.transaction,
-                Side.RESPONDER,
-                occasion,
-                submission_set_id=ref,
-                patient_id=None,
-                **common,
-            )
-        # Refused before reaching a transaction (or a feed we cannot describe): an alert.
-        what = f"{transaction} request" if transaction else "request"
-        return security_alert(
-            EventType.AUTHORIZATION_DECISION,
-            occasion,
-            reporter=self.auditor.node,
-            performer=initiator,
-            subject=f.endpoint,
-            description=f"{what} refused: {reason}" if reason else f"{what} refused",
+        initiator = Endpoint(
+            noted.initiator or reply_to or ANONYMOUS, host=f.peer_host, user_name=f.peer_subject
         )
+        if describable(transaction, noted):
+            assert transaction is not None
+            responder = Endpoint(
+                noted.responder or f.endpoint,
+                host=self.auditor.node.host,
+                process_id=self.auditor.node.process_id,
+            )
+            try:
+                return list(
+                    transaction_records(
+                        transaction, Side.RESPONDER, occasion, initiator=initiator,
+                        responder=responder, human=human, facts=noted,
+                        fallback_id=message_id or f.request_id,
+                    )
+                )
+            except AuditError as exc:  # a handler noted too little: still leave a record
+                log.error("incomplete audit facts for %s: %s", transaction, exc)
+        # Refused before reaching a transaction (or a message we cannot describe): an alert.
+        what = f"{transaction} request" if transaction else "request"
+        return [
+            security_alert(
+                EventType.AUTHORIZATION_DECISION,
+                occasion,
+                reporter=self.auditor.node,
+                performer=initiator,
+                subject=f.endpoint,
+                description=f"{what} refused: {reason}" if reason else f"{what} refused",
+            )
+        ]
+
+    def _outbound(self, human: HumanRequestor | None, message_id: str | None) -> list:
+        """Our own calls as initiator (ITI-38/39 to partners): one record per call."""
+        node = self.auditor.node
+        us = Endpoint(ANONYMOUS, host=node.host, process_id=node.process_id)
+        return [
+            outbound_record(
+                call,
+                self.auditor.occasion(OUTCOMES.get(call.outcome, EventOutcome.SERIOUS_FAILURE),
+                                      call.reason),
+                initiator=us, human=human, fallback_id=message_id or self.facts.request_id,
+            )
+            for call in self.facts_noted.outbound
+        ]
 
 
 def human_requestor(principal) -> HumanRequestor | None:
@@ -277,4 +307,5 @@ def finish_audit(audit: RequestAudit, answer) -> None:
         message_id=addressing.message_id if addressing else None,
         reason=answer.fault_reason,
         human=human_requestor(answer.principal),
+        action=addressing.action if addressing else None,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from gateway.audit.hook import Auditor
 from gateway.config import Config, ConfigError, load_config
 from gateway.patients.index import SqlPatientIndex
 from gateway.store.db import Database
@@ -156,7 +157,10 @@ def mllp(config_path: Path, host: str | None, port: int, plain: bool) -> None:
     tls = None if plain or config.tls is None else server_tls_context(
         config.tls.certificate, config.tls.private_key, config.tls.trust_store)
     index, database = _index(config, connections=config.server.threads)
-    server = MllpServer(pix_manager(index), host=host or config.server.host, port=port, tls=tls)
+    listen = host or config.server.host
+    auditor = Auditor.from_config(config, database)
+    manager = pix_manager(index, auditor, endpoint=f"mllp://{listen}:{port}")
+    server = MllpServer(manager, host=listen, port=port, tls=tls)
     click.echo(f"MLLP on {server.host}:{port} ({'plain' if tls is None else 'mutual TLS'})")
     try:
         asyncio.run(server.serve_forever())

@@ -3,6 +3,7 @@
     message.py  the DICOM PS3.15 AuditMessage as frozen dataclasses (AuditError)
     codes.py    EventID / EventType / role / object id codes, TRANSACTIONS table
     events.py   one builder per transaction kind (query, submission, retrieve, feed)
+    facts.py    what handlers note (``note(ctx, ...)``) and the records built from it
     nodes.py    node events: application start/stop, security alerts, login, log used
     codec.py    AuditMessage <-> lxml element (audit_message_to_xml, parse_audit_message)
     syslog.py   RFC 5424 messages, RFC 5425 framing + FrameDecoder, RFC 5426 datagrams
@@ -26,28 +27,34 @@ from profiles.atna.events import (
     retrieve_event,
     submission_event,
 )
+from profiles.atna.facts import AuditFacts, Feed, OutboundCall, note, transaction_records
 from profiles.atna.message import AuditError, AuditMessage, EventOutcome
 from profiles.atna.record import AuditRecord, AuditSink, audit_record, received_record
 
 __all__ = [
     "TRANSACTIONS",
     "AuditError",
+    "AuditFacts",
     "AuditMessage",
     "AuditRecord",
     "AuditSink",
     "DocumentRef",
     "Endpoint",
     "EventOutcome",
+    "Feed",
     "HumanRequestor",
     "Occasion",
+    "OutboundCall",
     "Side",
     "audit_message_to_bytes",
     "audit_message_to_xml",
     "audit_record",
+    "note",
     "parse_audit_message",
     "patient_feed_events",
     "query_event",
     "received_record",
     "retrieve_event",
     "submission_event",
+    "transaction_records",
 ]

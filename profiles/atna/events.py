@@ -329,26 +329,37 @@ def patient_feed_events(
     initiator: Endpoint,
     responder: Endpoint,
     trigger: str,
-    patient_id: str,
-    message_id: str,
+    patient_id: str | None,
+    message_id: str | None,
     prior_patient_id: str | None = None,
     human: HumanRequestor | None = None,
+    prior_patient_ids: Iterable[str] = (),
 ) -> tuple[AuditMessage, ...]:
     """ITI-8, ITI-44: EventID Patient Record (110110), one record per action.
 
     ``trigger`` is the HL7 v2 event (``A01``, ``A08``, ``A40``...) or the v3
     interaction (``PRPA_IN201304UV02``...). A merge yields two records: Delete
-    for ``prior_patient_id`` and Update for the surviving ``patient_id``.
-    ``message_id`` is MSH-10 (ITI-8) or the message id ``ext@root`` (ITI-44).
+    for the retired ids (``prior_patient_id`` and/or ``prior_patient_ids``) and
+    Update for the surviving ``patient_id``. ``message_id`` is MSH-10 (ITI-8) or
+    the message id ``ext@root`` (ITI-44). A feed refused before its patient could
+    be read (``patient_id`` None, outcome a failure) is recorded without one.
     """
     row = _row(transaction, Kind.PATIENT_FEED)
+    priors = list(dict.fromkeys([*([prior_patient_id] if prior_patient_id else []),
+                                 *prior_patient_ids]))
+    failed = occasion.outcome != EventOutcome.SUCCESS
     records = []
     for action in feed_actions(trigger):
-        subject = prior_patient_id if action is EventActionCode.DELETE else patient_id
-        if not subject:
-            raise AuditError(f"{trigger} needs the merged (prior) patient id")
-        patient = patient_object(subject, _detail(row.detail_message_id or "", message_id))
+        if action is EventActionCode.DELETE:
+            subjects = priors
+        else:
+            subjects = [patient_id] if patient_id else []
+        if not subjects and not failed:
+            what = "merged (prior)" if action is EventActionCode.DELETE else "fed"
+            raise AuditError(f"{trigger} needs the {what} patient id")
+        details = _detail(row.detail_message_id or "", message_id)
+        patients = [patient_object(s, details) for s in subjects]
         records.append(
-            _assemble(row, side, action, occasion, initiator, responder, human, [patient])
+            _assemble(row, side, action, occasion, initiator, responder, human, patients)
         )
     return tuple(records)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from lxml import etree
 
@@ -51,9 +51,17 @@ class AuditRecord:
 
 
 class AuditSink(Protocol):
-    """Where transaction code hands its records; the gateway queues them durably."""
+    """Where transaction code hands its records; the gateway queues them durably.
+
+    Handlers mostly ``note`` facts (``profiles.atna.facts.AuditFacts.add`` names
+    them: patient_ids, query, query_id, home_community_id, submission_set_id,
+    documents, feed, message_id, outbound...) and the gateway builds the record
+    once the outcome is known; ``record`` takes a complete message instead.
+    """
 
     def record(self, message: AuditMessage) -> None: ...
+
+    def note(self, **facts: Any) -> None: ...
 
 
 def _index(message: AuditMessage, xml: bytes) -> AuditRecord:

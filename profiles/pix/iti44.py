@@ -22,6 +22,7 @@ from functools import partial
 
 from lxml import etree
 
+from profiles.atna.facts import Feed, ii_ref, note
 from profiles.errors import GatewayError
 from profiles.hl7v3.ack import ApplicationAcknowledgement, mcci_acknowledgement_to_xml
 from profiles.hl7v3.errors import (
@@ -52,7 +53,14 @@ def patient_location(kind: FeedKind, below: str = "") -> str:
 
 def parse(expected: FeedKind, body: etree._Element, ctx: Context) -> PatientIdentityFeed:
     """Read the feed; the interaction must be the one the SOAP action announced."""
-    feed = parse_patient_identity_feed(body)
+    try:
+        feed = parse_patient_identity_feed(body)
+    except GatewayError as error:  # audited as the announced feed, without its patient
+        note(ctx, feed=Feed(expected.value),
+             message_id=ii_ref(getattr(getattr(error, "transmission", None), "id", None)))
+        raise
+    note(ctx, message_id=ii_ref(feed.transmission.id), feed=Feed(
+        feed.kind.value, str(feed.patient.id), tuple(str(i) for i in feed.replacement_of)))
     if feed.kind is not expected:
         error = Hl7v3NotSupported(f"the SOAP action announces {expected.value}",
                                   code=AckDetailCode.UNSUPPORTED_INTERACTION, location="/")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from profiles.atna.facts import hl7v3_query, ii_ref, note
 from profiles.errors import GatewayError
 from profiles.hl7v3.errors import Hl7v3InternalError
 from profiles.pix.hl7v3 import (
@@ -32,7 +33,10 @@ from profiles.transaction import Context, ErrorForm, Transaction
 
 
 def parse(body: etree._Element, ctx: Context) -> PixQuery:
-    return parse_pix_query(body)
+    note(ctx, query=hl7v3_query(body))  # as received, even if it is refused
+    query = parse_pix_query(body)
+    note(ctx, query_id=ii_ref(query.transmission.id), patient_ids=[str(query.patient_id)])
+    return query
 
 
 def handle(query: PixQuery, ctx: Context) -> PixQueryResponse:
@@ -46,6 +50,7 @@ def handle(query: PixQuery, ctx: Context) -> PixQueryResponse:
         raise Hl7v3InternalError("the patient index cannot answer now") from None
     if query.data_sources:
         ids = [ii for ii in ids if ii.root in query.data_sources]
+    note(ctx, patient_ids=[str(ii) for ii in ids])
     return PixQueryResponse.found(query, ids)
 
 

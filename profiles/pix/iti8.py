@@ -13,10 +13,13 @@ become its other ids, which cross-reference the records they name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import hl7
 
+from profiles.atna.facts import Feed, noter
 from profiles.pix.hl7v2 import V2Error, V2Message, acknowledgement, cx_list, pid_person
 from profiles.pix.ports import IndexBusy, PatientIndex, PatientRecord, UnknownDomain
 
@@ -31,7 +34,7 @@ def _record(m: V2Message, n: int) -> PatientRecord:
     return PatientRecord(ids[0], person)
 
 
-def _store(m: V2Message, index: PatientIndex) -> None:
+def _store(m: V2Message, index: PatientIndex, noted: Callable[[Feed], None]) -> None:
     if m.count("PID") == 0:
         raise V2Error("100", "an ITI-8 feed needs a PID segment", ("PID",))
     if m.trigger in MERGE_TRIGGERS:
@@ -45,25 +48,37 @@ def _store(m: V2Message, index: PatientIndex) -> None:
                               ("MRG", n, 1))
             merges.append((_record(m, n), obsolete))
         for survivor, obsolete in merges:
+            noted(Feed(m.trigger, str(survivor.id), tuple(str(o) for o in obsolete)))
+        for survivor, obsolete in merges:
             index.merge(survivor, obsolete, source="ITI-8")
         return
     record = _record(m, 1)
+    noted(Feed(m.trigger, str(record.id)))
     if m.trigger in UPDATE_TRIGGERS:
         index.update(record)
     else:
         index.add(record)
 
 
-def handle_feed(m: V2Message, index: PatientIndex, *, now: datetime | None = None
-                ) -> hl7.Message:
-    """The ACK for one ITI-8 message (never raises a V2Error)."""
+def handle_feed(m: V2Message, index: PatientIndex, *, now: datetime | None = None,
+                audit: Any = None) -> hl7.Message:
+    """The ACK for one ITI-8 message (never raises a V2Error). ``audit`` (an AuditSink)
+    is told each feed event: trigger, patient, merged ids."""
     if m.trigger not in TRIGGERS:
         error = V2Error("201", f"ADT^{m.trigger} is not an ITI-8 trigger event",
                         ("MSH", 1, 9, 1, 2), ack="AR")
         return acknowledgement(m, error, now=now)
+    fed: list[Feed] = []
+
+    def noted(feed: Feed) -> None:
+        fed.append(feed)
+        noter(audit)(feed=feed)
+
     try:
-        _store(m, index)
+        _store(m, index, noted)
     except V2Error as error:
+        if not fed:  # refused before its patient could be read
+            noted(Feed(m.trigger))
         return acknowledgement(m, error, now=now)
     except UnknownDomain:
         return acknowledgement(m, V2Error("204", "unknown patient identifier domain",

@@ -16,9 +16,11 @@ QPD is echoed as received. The queried id itself is not listed.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import hl7
 
+from profiles.atna.facts import noter
 from profiles.hl7v3.datatypes import II, is_oid, strip_urn_oid
 from profiles.pix.hl7v2 import V2Error, V2Message, add_error, add_segment, answer_to
 from profiles.pix.ports import IndexBusy, PatientIndex
@@ -59,9 +61,10 @@ def _lookup(m: V2Message, index: PatientIndex) -> tuple[str, list[II], list[V2Er
     return ("OK" if ids else "NF"), ids, []
 
 
-def handle_query(m: V2Message, index: PatientIndex, *, now: datetime | None = None
-                 ) -> hl7.Message:
-    """The RSP^K23 for one QBP^Q23."""
+def handle_query(m: V2Message, index: PatientIndex, *, now: datetime | None = None,
+                 audit: Any = None) -> hl7.Message:
+    """The RSP^K23 for one QBP^Q23; ``audit`` (an AuditSink) is told the queried
+    patient and those returned."""
     answer = answer_to(m, "RSP", "K23", "RSP_K23", now=now)
     try:
         if m.count("QPD") != 1:
@@ -71,6 +74,9 @@ def handle_query(m: V2Message, index: PatientIndex, *, now: datetime | None = No
         code, ids, errors = "AE", [], [error]
     except IndexBusy:
         code, ids, errors = "AE", [], [V2Error("207", "the patient index cannot answer now", ())]
+    value, oid = m.get("QPD", 3, 1, 1), strip_urn_oid(m.get("QPD", 3, 1, 4, 2))
+    asked = [str(II(oid, value))] if value and oid else []
+    noter(audit)(patient_ids=[*asked, *(str(ii) for ii in ids)])
     add_segment(answer, "MSA", {1: "AE" if errors else "AA", 2: m.control_id})
     for error in errors:
         add_error(answer, m, error)

@@ -9,25 +9,56 @@ waits on the connection for an answer.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from profiles.pix.hl7v2 import FALLBACK, V2Error, acknowledgement, decode, encode
+import hl7
+
+from profiles.atna.facts import noter
+from profiles.pix.hl7v2 import FALLBACK, V2Error, V2Message, acknowledgement, decode, encode
 from profiles.pix.iti8 import handle_feed
 from profiles.pix.iti9 import handle_query
 from profiles.pix.ports import PatientIndex
 
 
-def respond(raw: bytes, index: PatientIndex, *, now: datetime | None = None) -> bytes:
+def respond(raw: bytes, index: PatientIndex, *, now: datetime | None = None,
+            audit: Any = None) -> bytes:
+    """The answer to one message. ``audit`` (an AuditSink) is told the transaction, the
+    two applications (``FACILITY|APPLICATION``), MSH-10, the query as received, and
+    the outcome read from the answer's MSA-1 (AA, AE, else a refusal)."""
+    noted = noter(audit)
     try:
         message = decode(raw)
     except V2Error as error:
+        noted(outcome="fault")
         return encode(acknowledgement(FALLBACK, error, now=now), "utf-8")
+    noted(initiator=_application(message, 4, 3), responder=_application(message, 6, 5),
+          message_id=message.control_id or None)
     if message.message_type == "ADT":
-        answer = handle_feed(message, index, now=now)
+        noted(transaction="ITI-8")
+        answer = handle_feed(message, index, now=now, audit=audit)
     elif message.message_type == "QBP" and message.trigger == "Q23":
-        answer = handle_query(message, index, now=now)
+        noted(transaction="ITI-9", query=raw, query_id=message.control_id or None)
+        answer = handle_query(message, index, now=now, audit=audit)
     else:
         unsupported = "201" if message.message_type == "QBP" else "200"
         answer = acknowledgement(message, V2Error(
             unsupported, "this PIX Manager takes ITI-8 ADT and ITI-9 QBP^Q23 messages",
             ("MSH", 1, 9), ack="AR"), now=now)
+    noted(outcome=OUTCOME_OF_ACK.get(_ack_code(answer), "fault"))
     return encode(answer, message.encoding)
+
+
+OUTCOME_OF_ACK = {"AA": "success", "CA": "success", "AE": "error", "CE": "error"}
+
+
+def _application(m: V2Message, facility: int, application: int) -> str | None:
+    """``FACILITY|APPLICATION`` (MSH-4|MSH-3, or 6|5), as IPF writes the UserID."""
+    names = (m.get("MSH", facility), m.get("MSH", application))
+    return "|".join(names) if any(names) else None
+
+
+def _ack_code(answer: hl7.Message) -> str:
+    try:
+        return str(answer.segment("MSA")[1])
+    except (KeyError, IndexError):
+        return ""

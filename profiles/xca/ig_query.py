@@ -19,6 +19,7 @@ from typing import Any
 
 from lxml import etree
 
+from profiles.atna.facts import OutboundCall, note
 from profiles.errors import (
     ErrorDetail,
     GatewayError,
@@ -27,10 +28,16 @@ from profiles.errors import (
 )
 from profiles.transaction import Context, ErrorForm, Transaction
 from profiles.xca.merge import Merged, merge_query
-from profiles.xca.ports import InitiatingGateway, QueryCall
-from profiles.xca.query import QueryResult, _with_home, merged_response_to_xml
+from profiles.xca.ports import Failure, InitiatingGateway, QueryCall
+from profiles.xca.query import (
+    QueryResult,
+    _with_home,
+    merged_response_to_xml,
+    stored_query_to_xml,
+)
 from profiles.xca.retrieve import STATUSES, as_hcid
-from profiles.xds.storedquery import DE, FO, SS, QueryName, StoredQuery, parse_adhoc_query_request
+from profiles.xds import iti18
+from profiles.xds.storedquery import DE, FO, SS, QueryName, StoredQuery
 
 N = QueryName
 PATIENT_PARAMS: dict[QueryName, str] = {
@@ -100,7 +107,36 @@ def plan_query(
 
 
 def parse(body: etree._Element, ctx: Context | None = None) -> StoredQuery:
-    return parse_adhoc_query_request(body)
+    return iti18.parse(body, ctx)  # notes the audit facts too
+
+
+def partner_endpoint(xca: InitiatingGateway, hcid: str, transaction: str) -> str:
+    """The URL we called (the audit record's Destination/Source UserID), else the hcid."""
+    endpoint = getattr(xca.partner(hcid), "endpoint", None)
+    return (endpoint(transaction) if callable(endpoint) else None) or hcid
+
+
+def call_outcome(answer: object) -> tuple[str, str | None]:
+    """An outbound call's audit outcome: a Failure value is serious, an answer that is
+    not plain Success minor."""
+    if isinstance(answer, Failure):
+        return "fault", answer.reason
+    status = getattr(getattr(answer, "result", None), "status", "")
+    return ("success" if status.endswith(":Success") else "error"), None
+
+
+def note_queries(ctx: Context, calls: list[QueryCall], answers: list) -> None:
+    """One initiator-side ITI-38 audit fact per partner called."""
+    for call, answer in zip(calls, answers, strict=False):
+        outcome, reason = call_outcome(answer)
+        param = PATIENT_PARAMS.get(call.query.name)
+        patient = call.query.one(param) if param else None
+        note(ctx, outbound=OutboundCall(
+            "ITI-38", partner_endpoint(ctx.ports.xca, call.home_community_id, "ITI-38"),
+            outcome, query=etree.tostring(stored_query_to_xml(call.query)),
+            query_id=call.query.id, home_community_id=call.home_community_id,
+            patient_ids=(patient,) if patient else (), reason=reason,
+        ))
 
 
 def handle(query: StoredQuery, ctx: Context) -> Merged:
@@ -120,6 +156,7 @@ def handle(query: StoredQuery, ctx: Context) -> Merged:
         elif not plan.calls and query.home is not None:
             raise XDSUnknownCommunity("this gateway has no local registry", location=local_home)
     outcomes = xca.query(plan.calls) if plan.calls else []
+    note_queries(ctx, plan.calls, outcomes)
     return merge_query(outcomes, local=local, planning_errors=plan.errors)
 
 

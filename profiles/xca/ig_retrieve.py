@@ -17,12 +17,16 @@ from typing import Any
 
 from lxml import etree
 
+from profiles.atna.events import DocumentRef
+from profiles.atna.facts import OutboundCall, note
 from profiles.errors import ErrorDetail, Severity
 from profiles.transaction import Context, ErrorForm, Reply, Transaction
+from profiles.xca.ig_query import call_outcome, partner_endpoint
 from profiles.xca.merge import MergedRetrieve, merge_retrieve
 from profiles.xca.ports import InitiatingGateway, RetrieveCall
 from profiles.xca.retrieve import (
     DocumentRequest,
+    RetrievedDocument,
     parse_retrieve_request,
     retrieve_response_to_reply,
 )
@@ -82,7 +86,26 @@ def handle(requests: tuple[DocumentRequest, ...], ctx: Context) -> MergedRetriev
                     code, f"document {d.document_unique_id}: no local repository and "
                     "no community named", Severity.ERROR, d.home_community_id or ""))
     outcomes = xca.retrieve(plan.calls) if plan.calls else []
-    return merge_retrieve(outcomes, local=local, planning_errors=plan.errors)
+    merged = merge_retrieve(outcomes, local=local, planning_errors=plan.errors)
+    note_retrieves(ctx, plan.calls, outcomes)
+    docs = merged.documents or requests
+    note(ctx, documents=[_ref(d) for d in docs], outcome="error" if merged.errors else None)
+    return merged
+
+
+def _ref(d: RetrievedDocument | DocumentRequest) -> DocumentRef:
+    return DocumentRef(d.document_unique_id, d.repository_unique_id, d.home_community_id)
+
+
+def note_retrieves(ctx: Context, calls: Sequence[RetrieveCall], answers: Sequence) -> None:
+    """One initiator-side ITI-39 audit fact per partner call (per batch)."""
+    for call, answer in zip(calls, answers, strict=False):
+        outcome, reason = call_outcome(answer)
+        got = getattr(getattr(answer, "result", None), "documents", ()) or call.documents
+        note(ctx, outbound=OutboundCall(
+            "ITI-39", partner_endpoint(ctx.ports.xca, call.home_community_id, "ITI-39"),
+            outcome, documents=tuple(_ref(d) for d in got), reason=reason,
+        ))
 
 
 def serialize(merged: MergedRetrieve) -> Reply:

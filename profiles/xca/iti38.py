@@ -30,7 +30,7 @@ from profiles.xca.retrieve import as_hcid
 from profiles.xds import iti18
 from profiles.xds.iti18 import QueryResponse
 from profiles.xds.metadata import ObjectRef
-from profiles.xds.storedquery import StoredQuery, parse_adhoc_query_request
+from profiles.xds.storedquery import StoredQuery
 
 MAX_LOCAL_IDS = 10  # ids of one person queried for one request
 
@@ -122,7 +122,7 @@ def cross_gateway_query(
 
 def parse(body: etree._Element, ctx: Context | None = None) -> StoredQuery:
     try:
-        return parse_adhoc_query_request(body)
+        return iti18.parse(body, ctx)  # also notes the query for the audit record
     except GatewayError as error:
         if ctx is None:
             raise

@@ -80,8 +80,10 @@ def cross_gateway_retrieve(
 
 
 def handle(request: RetrieveRequest, ctx: Context) -> RetrieveResponse:
-    return cross_gateway_retrieve(request, ctx.ports.repository,
-                                  home_community_id=ctx.home_community_id)
+    response = cross_gateway_retrieve(
+        request, ctx.ports.repository, home_community_id=ctx.home_community_id
+    )
+    return iti43.noted(ctx, request, response)  # documents for the audit record
 
 
 def serialize(response: RetrieveResponse) -> Reply:

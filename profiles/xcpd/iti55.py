@@ -30,6 +30,7 @@ from dataclasses import replace
 
 from lxml import etree
 
+from profiles.atna.facts import hl7v3_query, ii_ref, note
 from profiles.hl7v3.control import IssueError
 from profiles.hl7v3.datatypes import II, strip_urn_oid
 from profiles.hl7v3.errors import AckDetailCode, Hl7v3NotSupported
@@ -50,7 +51,12 @@ log = logging.getLogger("profiles.xcpd")
 
 
 def parse(body: etree._Element, ctx: Context) -> PatientDiscoveryQuery:
-    return parse_patient_discovery_query(body)
+    note(ctx, query=hl7v3_query(body))  # as received, even if it is refused
+    query = parse_patient_discovery_query(body)
+    note(ctx, query_id=ii_ref(query.transmission.id),
+         home_community_id=query.sender_home_community_id,
+         patient_ids=[str(i) for i in query.parameters.ids if i.root and i.extension])
+    return query
 
 
 def _config(ctx: Context) -> MatchConfig:
@@ -87,6 +93,7 @@ def handle(query: PatientDiscoveryQuery, ctx: Context) -> PatientDiscoveryRespon
     if query.response_priority is ResponsePriority.DEFERRED:
         error = Hl7v3NotSupported("deferred responses are not supported; ask immediately",
                                   code=AckDetailCode.UNSUPPORTED_PROCESSING_MODE)
+        note(ctx, outcome="error")
         return PatientDiscoveryResponse.failure(query, error,
                                                 issue=IssueError.ANSWER_NOT_AVAILABLE)
     index: PatientIndex = ctx.ports.patients
@@ -95,6 +102,7 @@ def handle(query: PatientDiscoveryQuery, ctx: Context) -> PatientDiscoveryRespon
     try:
         candidates = index.candidates(demographics, limit=config.candidate_limit)
     except IndexBusy:
+        note(ctx, outcome="error")
         return PatientDiscoveryResponse.failure(query, issue=IssueError.RESPONDER_BUSY)
     decision = decide(demographics, candidates, config,
                       minimum_degree=query.minimum_degree_match)
@@ -106,6 +114,7 @@ def handle(query: PatientDiscoveryQuery, ctx: Context) -> PatientDiscoveryRespon
     _correlate(index, query, match)
     community = strip_urn_oid(ctx.home_community_id) or ""
     records = [match.best, *(r for r in match.records if r is not match.best)]
+    note(ctx, patient_ids=[str(r.id) for r in records])
     return PatientDiscoveryResponse.matched(query, [
         PatientMatch(_disclosed(r), community, score=match.score.percent) for r in records
     ])

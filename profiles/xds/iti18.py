@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from profiles.atna.facts import note
 from profiles.errors import XDSResultNotSinglePatient
 from profiles.transaction import Context, ErrorForm, Transaction
 from profiles.xds.ebrim import adhoc_query_response_to_xml
@@ -29,7 +30,14 @@ class QueryResponse:
 
 
 def parse(body: etree._Element, ctx: Context | None = None) -> StoredQuery:
-    return parse_adhoc_query_request(body)
+    """The stored query; the audit trail gets the AdhocQueryRequest as received, then
+    its id, ``home`` and patient (ITI TF-2a 3.18.5.1), even when parsing fails."""
+    note(ctx, query=etree.tostring(body))
+    query = parse_adhoc_query_request(body)
+    patients = [v for n in query.params if n.lower().endswith("patientid")
+                if isinstance(v := query.one(n), str)]
+    note(ctx, query_id=query.id, home_community_id=query.home, patient_ids=patients)
+    return query
 
 
 def run(registry: Registry, query: StoredQuery, home_community_id: str) -> QueryResponse:

@@ -22,6 +22,7 @@ from lxml import etree
 from profiles.errors import GatewayError, XDSMissingDocument
 from profiles.transaction import Attachment, Context, ErrorForm, Transaction
 from profiles.xds.ebrim import XopInclude, parse_provide_and_register, registry_response_to_xml
+from profiles.xds.iti42 import note_submission
 from profiles.xds.metadata import DocumentEntry, Submission
 from profiles.xds.repository_ports import DocumentRepository, StoredDocument
 from profiles.xds.rules import Actor
@@ -70,6 +71,7 @@ def parse_request(
             documents[doc_id] = attachment
         else:
             documents[doc_id] = content
+    note_submission(ctx, submission)
     return ProvideAndRegisterRequest(submission, documents, tuple(problems))
 
 

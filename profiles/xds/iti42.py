@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from lxml import etree
 
+from profiles.atna.facts import note
 from profiles.errors import GatewayError
 from profiles.transaction import Context, ErrorForm, Transaction
 from profiles.xds.codes import AssociationType, AvailabilityStatus
@@ -45,7 +46,16 @@ class RegisterResponse:
 def parse(body: etree._Element, ctx: Context | None = None) -> RegisterRequest:
     problems: list[GatewayError] = []
     submission = parse_submit_objects_request(body, problems=problems)
+    note_submission(ctx, submission)
     return RegisterRequest(submission, tuple(problems))
+
+
+def note_submission(ctx: Context | None, submission: Submission) -> None:
+    """The audit facts of a submission (ITI TF-2b 3.42.5.1): its SubmissionSet
+    uniqueId and patient."""
+    ss = submission.submission_set
+    if ss is not None:
+        note(ctx, submission_set_id=ss.unique_id, patient_ids=[ss.patient_id or ""])
 
 
 def unique_ids(submission: Submission) -> list[str]:

@@ -20,6 +20,8 @@ from urllib.parse import quote
 
 from lxml import etree
 
+from profiles.atna.events import DocumentRef
+from profiles.atna.facts import note
 from profiles.error_forms import registry_error_list, response_status
 from profiles.errors import (
     ErrorDetail,
@@ -130,7 +132,24 @@ def retrieve(
 
 
 def handle(request: RetrieveRequest, ctx: Context) -> RetrieveResponse:
-    return retrieve(request, ctx.ports.repository, home_community_id=ctx.home_community_id)
+    found = retrieve(request, ctx.ports.repository, home_community_id=ctx.home_community_id)
+    return noted(ctx, request, found)
+
+
+def noted(ctx: Context | None, request: RetrieveRequest, response: RetrieveResponse
+          ) -> RetrieveResponse:
+    """Note the audit facts of a retrieve (ITI TF-2b 3.43.5.1.3) and return ``response``:
+    the documents returned, or when none was, those asked for; any error makes the
+    outcome a (minor) failure."""
+    documents = [
+        DocumentRef(d.document.unique_id, d.document.repository_unique_id, d.home_community_id)
+        for d in response.documents
+    ] or [
+        DocumentRef(r.document_unique_id, r.repository_unique_id, r.home_community_id)
+        for r in request.documents
+    ]
+    note(ctx, documents=documents, outcome="error" if response.errors else None)
+    return response
 
 
 def retrieve_response_to_xml(

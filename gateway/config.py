@@ -96,6 +96,22 @@ class AuditDestination:
 
 
 @dataclass(frozen=True)
+class Repository:
+    """[repository]: its OID (default: derived from the community) and, when the
+    registry is another system, its ITI-42 endpoint."""
+
+    unique_id: str | None = None
+    registry_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Xdr:
+    """[xdr]: a folder XDR submissions are handed off to instead of being registered."""
+
+    handoff_dir: Path | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     community: Community
     server: Server
@@ -109,6 +125,8 @@ class Config:
     diagnostics: bool = False
     xua: Xua = field(default_factory=Xua)
     ccda: Any = None  # gateway.ccda.importer.CcdaSettings from [ccda]; None: the defaults
+    repository: Repository = field(default_factory=Repository)
+    xdr: Xdr = field(default_factory=Xdr)
     source: Path | None = None
 
     def has_role(self, role: str) -> bool:
@@ -342,6 +360,17 @@ def config_from_dict(
             except ValueError as exc:
                 problems.append(f"ccda: {exc}")
 
+    rp = top.sub("repository")
+    repository = Repository(
+        unique_id=rp.get("unique_id", str, None, check=_oid),
+        registry_url=rp.get("registry_url", str, None, check=lambda v: None if re.match(
+            r"^https?://", v) else "must be an http(s):// URL"),
+    )
+    rp.finish()
+    xr = top.sub("xdr")
+    xdr = Xdr(handoff_dir=resolve(xr.get("handoff_dir", str, None)))
+    xr.finish()
+
     dg = top.sub("diagnostics")
     diagnostics = dg.get("enabled", bool, False)
     dg.finish()
@@ -362,5 +391,7 @@ def config_from_dict(
         diagnostics=diagnostics,
         xua=xua,
         ccda=ccda,
+        repository=repository,
+        xdr=xdr,
         source=source,
     )

@@ -45,7 +45,13 @@ def build_ports(config: Config, database: Database, blobs: FileBlobStore) -> Por
     # ports.patients = SqlPatientIndex(database)
     ports.patients = SqlPatientIndex(database)
     ports.registry = SqlRegistry(database, patients=ports.patients)
-    ports.repository = SqlRepository.from_config(config, database, blobs, registry=ports.registry)
+    remote = None
+    if getattr(getattr(config, "repository", None), "registry_url", None):
+        from gateway.registry_client import HttpRegistryClient
+
+        remote = HttpRegistryClient.from_config(config)
+    ports.repository = SqlRepository.from_config(config, database, blobs,
+                                                 registry=ports.registry, registry_client=remote)
     if config.has_role("initiating_gateway"):
         from gateway.xca.wiring import build_fanout
 

@@ -78,6 +78,9 @@ def _register_show() -> None:
     from gateway.ccda.cli import show_document
 
     documents_group.add_command(show_document)
+    from gateway.xdr_send import send_command
+
+    documents_group.add_command(send_command)
 
 
 _register_show()

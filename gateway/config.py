@@ -96,6 +96,13 @@ class AuditDestination:
 
 
 @dataclass(frozen=True)
+class Registry:
+    """[registry]: how many objects one stored query may return (XDSTooManyResults)."""
+
+    max_results: int = 1000
+
+
+@dataclass(frozen=True)
 class Repository:
     """[repository]: its OID (default: derived from the community) and, when the
     registry is another system, its ITI-42 endpoint."""
@@ -125,6 +132,7 @@ class Config:
     diagnostics: bool = False
     xua: Xua = field(default_factory=Xua)
     ccda: Any = None  # gateway.ccda.importer.CcdaSettings from [ccda]; None: the defaults
+    registry: Registry = field(default_factory=Registry)
     repository: Repository = field(default_factory=Repository)
     xdr: Xdr = field(default_factory=Xdr)
     source: Path | None = None
@@ -360,6 +368,9 @@ def config_from_dict(
             except ValueError as exc:
                 problems.append(f"ccda: {exc}")
 
+    rg = top.sub("registry")
+    registry = Registry(max_results=rg.get("max_results", int, 1000, check=_positive))
+    rg.finish()
     rp = top.sub("repository")
     repository = Repository(
         unique_id=rp.get("unique_id", str, None, check=_oid),
@@ -391,6 +402,7 @@ def config_from_dict(
         diagnostics=diagnostics,
         xua=xua,
         ccda=ccda,
+        registry=registry,
         repository=repository,
         xdr=xdr,
         source=source,

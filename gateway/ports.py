@@ -44,7 +44,9 @@ def build_ports(config: Config, database: Database, blobs: FileBlobStore) -> Por
     # Adapters register here, one line each, e.g.:
     # ports.patients = SqlPatientIndex(database)
     ports.patients = SqlPatientIndex(database)
-    ports.registry = SqlRegistry(database, patients=ports.patients)
+    ports.registry = SqlRegistry(
+        database, patients=ports.patients, max_results=config.registry.max_results
+    )
     remote = None
     if getattr(getattr(config, "repository", None), "registry_url", None):
         from gateway.registry_client import HttpRegistryClient

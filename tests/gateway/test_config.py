@@ -183,3 +183,19 @@ def test_ccda_table_is_checked(tmp_path: Path):
             environ={},
         )
     assert any(p.startswith("ccda: ") for p in exc.value.problems)
+
+
+def test_registry_result_limit(tmp_path: Path):
+    cfg = config_from_dict(
+        {"community": {"home_community_id": "1.2.3"}, "registry": {"max_results": 5}},
+        base=tmp_path,
+        environ={},
+    )
+    assert cfg.registry.max_results == 5
+    with pytest.raises(ConfigError) as exc:
+        config_from_dict(
+            {"community": {"home_community_id": "1.2.3"}, "registry": {"max_results": 0}},
+            base=tmp_path,
+            environ={},
+        )
+    assert "registry.max_results: must be greater than zero" in exc.value.problems

@@ -26,7 +26,7 @@ from gateway.config import Config, ConfigError, load_config
 from gateway.partners.directory import PartnerDirectory
 from gateway.repository.cli import DEFAULTS, _Code, _Patient, build_submission
 from gateway.soap import mtom
-from gateway.xca.wiring import configured_partners, system_principal, xua_security
+from gateway.xca.wiring import system_principal, xua_security
 from profiles.errors import GatewayError
 from profiles.transaction import OutgoingAttachment
 from profiles.xds.ebrim import XopInclude, parse_registry_response, provide_and_register_to_xml
@@ -86,7 +86,7 @@ def send_document(
     data = file.read_bytes()
     database = Database(config.database_url, pool_size=1, max_overflow=0)
     try:
-        partner = PartnerDirectory(configured_partners(config), database).get(partner_id)
+        partner = PartnerDirectory(list(config.partners), database).get(partner_id)
     finally:
         database.dispose()
     if partner is None:

@@ -44,12 +44,11 @@ def _load(config_path: Path) -> Config:
 
 
 def _directory(config: Config) -> tuple[PartnerDirectory, Database]:
-    from gateway.xca.wiring import configured_partners
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_current(config.database_url)
     database = Database(config.database_url, pool_size=1, max_overflow=0)
-    return PartnerDirectory(configured_partners(config), database), database
+    return PartnerDirectory(list(config.partners), database), database
 
 
 def _endpoint(ctx, param, values: tuple[str, ...]) -> dict[str, str]:

@@ -30,7 +30,6 @@ from urllib.parse import quote, unquote
 
 from profiles.errors import SoapFault
 from profiles.transaction import Attachment, OutgoingAttachment
-from profiles.xop import content_id_from_href  # noqa: F401  (re-exported)
 
 CHUNK = 64 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # one part's header block

@@ -66,11 +66,6 @@ def xua_security(
     return header
 
 
-def configured_partners(config: Any) -> list[Partner]:
-    """gateway.toml's partners (gateway.config parses them into directory entries)."""
-    return list(getattr(config, "partners", ()))
-
-
 def build_fanout(
     config: Any, ports: Any, *, transport: Transport | None = None,
     principal: Principal | None = None,
@@ -89,7 +84,7 @@ def build_fanout(
         max_attachment_bytes=config.limits.max_attachment_bytes,
         spool_dir=str(spool) if spool.is_dir() else None,
     )
-    directory = PartnerDirectory(configured_partners(config), getattr(ports, "database", None))
+    directory = PartnerDirectory(list(config.partners), getattr(ports, "database", None))
     roles = getattr(config, "roles", frozenset())
     return FanOut(
         client,

@@ -14,6 +14,7 @@ from lxml import etree
 from gateway.soap import mtom
 from profiles.errors import SoapFault
 from profiles.transaction import OutgoingAttachment
+from profiles.xop import content_id_from_href
 from tests.conftest import CONFORMANCE
 
 METRIPORT = CONFORMANCE / "messages" / "metriport"
@@ -98,7 +99,7 @@ def check_against_oracle(message, body: bytes, boundary: str) -> None:
             assert f.read() == data
     # Every XOP reference in the envelope resolves to an attachment.
     for inc in etree.fromstring(message.root).iter(f"{{{XOP_NS}}}Include"):
-        assert mtom.content_id_from_href(inc.get("href")) in message.attachments
+        assert content_id_from_href(inc.get("href")) in message.attachments
 
 
 @pytest.mark.parametrize("path", mime_files(), ids=lambda p: p.stem)
@@ -183,13 +184,13 @@ def test_preamble_padding_epilogue_and_boundary_lookalikes():
 
 
 def test_content_id_from_href():
-    assert mtom.content_id_from_href("cid:1.urn:uuid:abc@apache.org") == "1.urn:uuid:abc@apache.org"
-    assert mtom.content_id_from_href(" CID:a%40b%20c ") == "a@b c"
-    assert mtom.content_id_from_href("cid:http://tempuri.org/1/6") == "http://tempuri.org/1/6"
+    assert content_id_from_href("cid:1.urn:uuid:abc@apache.org") == "1.urn:uuid:abc@apache.org"
+    assert content_id_from_href(" CID:a%40b%20c ") == "a@b c"
+    assert content_id_from_href("cid:http://tempuri.org/1/6") == "http://tempuri.org/1/6"
     body = b"--b\r\n\r\n<E/>\r\n--b\r\nContent-ID: <a%40b>\r\n\r\nz\r\n--b--"
     message = read(body, "multipart/related; boundary=b")
-    assert mtom.content_id_from_href("cid:a@b") in message.attachments
-    assert mtom.content_id_from_href("cid:a%40b") in message.attachments
+    assert content_id_from_href("cid:a@b") in message.attachments
+    assert content_id_from_href("cid:a%40b") in message.attachments
 
 
 PAYLOADS = [
@@ -228,7 +229,7 @@ def test_round_trip(soap, step, tmp_path):
     assert message.root == xml and message.root_media_type == soap
     assert len(message.attachments) == len(atts)
     for att, data in zip(atts, PAYLOADS + [b"odd id"], strict=True):
-        got = message.attachments[mtom.content_id_from_href(mtom.href_for(att.content_id))]
+        got = message.attachments[content_id_from_href(mtom.href_for(att.content_id))]
         assert got.size == len(data) and got.sha1 == hashlib.sha1(data).hexdigest()
         with got.open() as f:
             assert f.read() == data

@@ -18,6 +18,7 @@ from gateway.soap import mtom
 from gateway.soap.service import Limits, SoapRequest, handle_soap, iter_and_cleanup
 from profiles.errors import WSA_NS
 from profiles.transaction import OutgoingAttachment
+from profiles.xop import content_id_from_href
 
 S12 = "http://www.w3.org/2003/05/soap-envelope"
 ROUTE = Route("/diagnostics/mtom-echo", "diagnostics", "diagnostics.wsdl", (MTOM_ECHO,))
@@ -64,7 +65,7 @@ def check_echo(content_type: str, body: bytes, expected: list[bytes]) -> None:
             digest = hashlib.sha1(data).hexdigest()
             assert part.get("sha1") == digest and part.get("size") == str(len(data))
             href = part.find(f"{{{XOP_NS}}}Include").get("href")
-            att = message.attachments[mtom.content_id_from_href(href)]
+            att = message.attachments[content_id_from_href(href)]
             assert att.sha1 == digest and att.size == len(data)
             with att.open() as f:
                 assert f.read() == data

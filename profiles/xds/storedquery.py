@@ -32,6 +32,7 @@ from profiles.errors import (
     XDSUnknownStoredQuery,
 )
 from profiles.xds import codes as c
+from profiles.xds.queryvalues import code_value, encode, quoted_list, unquote
 from profiles.xds.values import is_dtm
 
 R = f"{{{c.RIM}}}"
@@ -225,7 +226,6 @@ SPECS: dict[QueryName, QuerySpec] = {
     ),
 }
 
-CodeValue = tuple[str, str]  # (code, codingScheme)
 
 
 @dataclass(frozen=True)
@@ -271,16 +271,8 @@ def build(
     home: str | None = None,
 ) -> StoredQuery:
     """A StoredQuery from Python values (one Slot per parameter); checked like a request."""
-    slots = {k: [_encode(v)] for k, v in params.items()}
+    slots = {k: [encode(v)] for k, v in params.items()}
     return check(name, slots, return_type=return_type, home=home)
-
-
-def _encode(value: Iterable | str) -> str:
-    if isinstance(value, str):
-        return value
-    items = ["'" + (f"{v[0]}^^{v[1]}" if isinstance(v, tuple) else v).replace("'", "''") + "'"
-             for v in value]
-    return "(" + ",".join(items) + ")"
 
 
 def parse_adhoc_query_request(el: etree._Element) -> StoredQuery:
@@ -356,7 +348,7 @@ def _decode(param: str, kind: Kind, slots: list) -> tuple[tuple, ...]:
         if kind in (Kind.ONE, Kind.TIME, Kind.NUMBER) and len(values) > 1:
             raise XDSStoredQueryParamNumber(f"{param} takes a single value", location=param)
         if kind in (Kind.CODES, Kind.ALL_CODES):
-            values = [_code(param, v) for v in values]
+            values = [code_value(param, v) for v in values]
         groups.append(tuple(values))
     return tuple(groups)
 
@@ -364,62 +356,11 @@ def _decode(param: str, kind: Kind, slots: list) -> tuple[tuple, ...]:
 def _values(param: str, text: str, kind: Kind) -> list[str]:
     text = text.strip()
     if kind in (Kind.TIME, Kind.NUMBER):
-        value = _unquote(param, text) if text.startswith("'") else text
+        value = unquote(param, text) if text.startswith("'") else text
         good = is_dtm(value) if kind is Kind.TIME else value.isdigit()
         if not good:
             raise XDSRegistryError(f"{param} value {text!r} is not a {kind.value}", location=param)
         return [value]
     if text.startswith("(") and text.endswith(")"):
-        return _list(param, text[1:-1])
-    return [_unquote(param, text)]
-
-
-def _unquote(param: str, text: str) -> str:
-    value, rest = _quoted(param, text)
-    if rest.strip():
-        raise XDSRegistryError(f"{param} value {text!r} has text after its closing quote",
-                               location=param)
-    return value
-
-
-def _quoted(param: str, text: str) -> tuple[str, str]:
-    """The quoted string at the start of ``text`` and what follows it."""
-    if not text.startswith("'"):
-        raise XDSRegistryError(f"{param} value {text!r} is not a quoted string 'value'",
-                               location=param)
-    out, i = [], 1
-    while i < len(text):
-        ch = text[i]
-        if ch == "'":
-            if text[i + 1 : i + 2] == "'":
-                out.append("'")
-                i += 2
-                continue
-            return "".join(out), text[i + 1 :]
-        out.append(ch)
-        i += 1
-    raise XDSRegistryError(f"{param} value {text!r} has no closing quote", location=param)
-
-
-def _list(param: str, inner: str) -> list[str]:
-    values, rest = [], inner.strip()
-    while rest:
-        value, rest = _quoted(param, rest)
-        values.append(value)
-        rest = rest.strip()
-        if rest:
-            if not rest.startswith(","):
-                raise XDSRegistryError(f"{param}: list items must be separated by commas",
-                                       location=param)
-            rest = rest[1:].strip()
-            if not rest:
-                raise XDSRegistryError(f"{param}: the list ends with a comma", location=param)
-    return values
-
-
-def _code(param: str, value: str) -> CodeValue:
-    code, sep, scheme = value.partition("^^")
-    if not sep or not code or not scheme or "^" in scheme:
-        raise XDSRegistryError(f"{param} value {value!r} is not code^^codingScheme",
-                               location=param)
-    return code, scheme
+        return quoted_list(param, text[1:-1])
+    return [unquote(param, text)]

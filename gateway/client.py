@@ -1,215 +1,54 @@
 """The outbound SOAP client: SOAP 1.2 over mutual TLS to partner communities.
 
     OutboundClient.call(partner, transaction, action, body) -> SoapAnswer
-        raises one of (every failure a value the fan-out turns into a RegistryError):
+      = send(prepare(...));  send(prepared) = answer(receive(prepared))
+        raise ``gateway.transport.OutboundError`` (every failure a value the fan-out
+        turns into a RegistryError; the tree is drawn in ``gateway.transport``)
 
-    OutboundError           a partner could not give us a usable answer
-     +-- PartnerUnreachable connection refused, DNS, TLS handshake refused (TlsRefused)
-     +-- PartnerTimeout     no complete answer within the call's time
-     +-- PartnerFault       the partner answered a SOAP fault
-     +-- PartnerBadAnswer   HTTP error without a fault, not SOAP, malformed MTOM/XML
-
-Trust: each partner's server certificate must chain to *its* registered CA, with
-SNI and host name checked. This machine sets REQUESTS_CA_BUNDLE, which requests
-lets override a Session's ``verify``; so the session has ``trust_env = False`` and
-``verify=<partner CA>`` is passed on every request as well. A partner without a CA
-is refused, never verified against a default bundle.
-
-The transport is swappable (``Transport``: ``send(HttpRequest) -> HttpResponse``):
-``RequestsTransport`` does real HTTPS; ``MockTransport(handler)`` answers in process,
-so fan-out logic is tested against fake peers. Answers are read as a stream: plain
-SOAP under a size cap, MTOM with ``gateway.soap.mtom.read_multipart`` (attachments
-spooled to disk, hashed while they arrive).
+``prepare`` builds the envelope (WS-Addressing, the partner's XUA header) and its bytes;
+``receive`` puts them on the wire and reads the answer's bytes (I/O only); ``answer``
+parses and checks them (CPU only). A fan-out prepares every request before the first
+answer needs CPU, so the last partner is not asked late, and parses answers in a few
+threads while many wait on partners (``gateway.xca.initiating``). Answers are read as
+a stream: plain SOAP under a size cap, MTOM with ``gateway.soap.mtom.read_multipart``
+(attachments spooled to disk, hashed as they arrive).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
-import re
-import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
-import requests
 from lxml import etree
 
 from gateway.partners.model import Partner
 from gateway.soap import mtom
 from gateway.soap.addressing import ANONYMOUS
 from gateway.soap.envelope import SoapVersion, build_envelope
+from gateway.transport import (
+    HttpRequest,
+    HttpResponse,
+    OutboundError,
+    PartnerBadAnswer,
+    PartnerFault,
+    PartnerTimeout,
+    PartnerUnreachable,
+    Transport,
+)
+
+# Re-exported (``X as X``) for callers that imported them from here before the split.
+from gateway.transport import MockTransport as MockTransport
+from gateway.transport import response as response
 from profiles.errors import WSA_NS, SoapFault
 from profiles.transaction import Attachment, OutgoingAttachment
 from profiles.xml import parse_xml
 
 log = logging.getLogger("gateway.client")
 SOAP12 = SoapVersion.SOAP12.value
-
-
-class OutboundError(Exception):
-    """A partner gave no usable answer; ``reason`` is safe to put in a RegistryError."""
-
-    kind = "error"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class PartnerUnreachable(OutboundError):
-    kind = "unreachable"
-
-
-class TlsRefused(PartnerUnreachable):
-    kind = "tls"
-
-
-class PartnerTimeout(OutboundError):
-    kind = "timeout"
-
-
-class PartnerFault(OutboundError):
-    kind = "fault"
-
-    def __init__(self, reason: str, code: str = "", subcodes: Sequence[str] = ()) -> None:
-        super().__init__(reason)
-        self.code, self.subcodes = code, tuple(subcodes)
-
-
-class PartnerBadAnswer(OutboundError):
-    kind = "bad-answer"
-
-
-# -- transport ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    partner: Partner
-    url: str
-    headers: Mapping[str, str]
-    body: bytes | Iterable[bytes]
-    timeout: float  # seconds for connecting and for each read
-
-
-@dataclass
-class HttpResponse:
-    status: int
-    headers: Mapping[str, str]  # names lower-cased
-    stream: BinaryIO
-    close: Callable[[], None] = lambda: None
-
-
-class Transport(Protocol):
-    def send(self, request: HttpRequest) -> HttpResponse: ...
-
-
-@dataclass(frozen=True)
-class ClientCertificate:
-    """Our gateway's TLS client certificate (chain PEM) and key file."""
-
-    certificate: Path
-    private_key: Path
-
-
-class RequestsTransport:
-    """Real HTTPS with requests: one pooled Session per partner, mutual TLS, partner CA only."""
-
-    def __init__(self, client_certificate: ClientCertificate | None, *, pool_size: int = 4):
-        self.cert = (
-            (str(client_certificate.certificate), str(client_certificate.private_key))
-            if client_certificate
-            else None
-        )
-        self.pool_size = pool_size
-        self._sessions: dict[str, requests.Session] = {}
-        self._ca_files: dict[bytes, str] = {}
-        self._lock = threading.Lock()
-        self._ca_dir = tempfile.TemporaryDirectory(prefix="ihe-gateway-ca-")
-
-    def _ca_file(self, partner: Partner) -> str:
-        if not partner.ca_pem:
-            raise TlsRefused(f"no CA is registered for {partner.home_community_id}")
-        digest = hashlib.sha256(partner.ca_pem).digest()
-        with self._lock:
-            path = self._ca_files.get(digest)
-            if path is None:
-                target = Path(self._ca_dir.name) / f"{digest.hex()[:32]}.pem"
-                target.write_bytes(partner.ca_pem)
-                path = self._ca_files[digest] = str(target)
-            return path
-
-    def _session(self, partner: Partner) -> requests.Session:
-        with self._lock:
-            session = self._sessions.get(partner.home_community_id)
-            if session is None:
-                session = requests.Session()
-                session.trust_env = False  # REQUESTS_CA_BUNDLE, .netrc and proxies ignored
-                adapter = requests.adapters.HTTPAdapter(
-                    pool_connections=1, pool_maxsize=self.pool_size, max_retries=0
-                )
-                session.mount("https://", adapter)
-                session.mount("http://", adapter)
-                self._sessions[partner.home_community_id] = session
-            return session
-
-    def send(self, request: HttpRequest) -> HttpResponse:
-        ca = self._ca_file(request.partner)
-        session = self._session(request.partner)
-        session.verify = ca
-        try:
-            resp = session.post(
-                request.url,
-                data=request.body,
-                headers=dict(request.headers),
-                timeout=(request.timeout, request.timeout),
-                verify=ca,  # on every call too: never the environment's bundle
-                cert=self.cert,
-                stream=True,
-                allow_redirects=False,
-            )
-        except requests.exceptions.SSLError as exc:
-            raise TlsRefused(f"TLS handshake refused: {_tls_reason(exc)}") from None
-        except (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout):
-            raise PartnerTimeout(f"no answer within {request.timeout:g} s") from None
-        except requests.exceptions.ConnectionError as exc:
-            raise PartnerUnreachable(f"connection failed: {_connection_reason(exc)}") from None
-        except requests.exceptions.RequestException as exc:
-            raise PartnerUnreachable(f"request failed: {type(exc).__name__}") from None
-        resp.raw.decode_content = True
-        headers = {k.lower(): v for k, v in resp.headers.items()}
-        return HttpResponse(resp.status_code, headers, resp.raw, resp.close)
-
-    def close(self) -> None:
-        with self._lock:
-            for session in self._sessions.values():
-                session.close()
-            self._sessions.clear()
-        self._ca_dir.cleanup()
-
-
-class MockTransport:
-    """Answers in process: ``handler(HttpRequest) -> HttpResponse`` (or raises OutboundError)."""
-
-    def __init__(self, handler: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.handler = handler
-
-    def send(self, request: HttpRequest) -> HttpResponse:
-        return self.handler(request)
-
-
-def response(status: int, content_type: str, body: bytes) -> HttpResponse:
-    """An in-memory HttpResponse (for MockTransport handlers)."""
-    return HttpResponse(status, {"content-type": content_type}, io.BytesIO(body))
-
-
-# -- the SOAP client ----------------------------------------------------------------
 
 
 @dataclass
@@ -245,6 +84,36 @@ class _Deadline:
         if time.monotonic() > self.deadline:
             raise PartnerTimeout("the answer did not complete in time")
         return self.stream.read(n)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request built (and signed) ahead of sending; single use (an MTOM payload is a
+    generator)."""
+
+    partner: Partner
+    url: str
+    message_id: str
+    headers: dict[str, str]
+    payload: bytes | Iterable[bytes]
+    expect_action: str | None = None
+
+
+@dataclass
+class Received:
+    """An answer read off the wire, not yet parsed; ``close()`` deletes its spool files."""
+
+    prepared: Prepared
+    status: int
+    media: str
+    root: bytes
+    attachments: dict[str, Attachment]
+    closers: list[Callable[[], None]]
+    elapsed: float = 0.0
+
+    def close(self) -> None:
+        while self.closers:
+            self.closers.pop()()
 
 
 class OutboundClient:
@@ -296,6 +165,72 @@ class OutboundClient:
             env = build_envelope(SoapVersion.SOAP12, body, headers)
         return env, message_id
 
+    def prepare(
+        self,
+        partner: Partner,
+        transaction: str,
+        action: str,
+        body: etree._Element,
+        *,
+        attachments: Sequence[OutgoingAttachment] = (),
+        mtom_request: bool = False,
+        expect_action: str | None = None,
+        principal: Any = None,
+    ) -> Prepared:
+        """The request's envelope, security header and bytes, ready for ``send``."""
+        url = partner.endpoint(transaction)
+        if not url:
+            raise PartnerUnreachable(f"{partner.home_community_id} has no {transaction} endpoint")
+        env, message_id = self.envelope(partner, url, action, body, principal)
+        xml = etree.tostring(env, xml_declaration=True, encoding="UTF-8")
+        payload: bytes | Iterable[bytes]
+        if mtom_request or attachments:
+            content_type, payload = mtom.write_multipart(
+                xml, attachments, soap_media_type="application/soap+xml", action=action
+            )
+        else:
+            content_type = f'application/soap+xml; charset=UTF-8; action="{action}"'
+            payload = xml
+        headers = {"Content-Type": content_type, "Accept-Encoding": "gzip, deflate"}
+        return Prepared(partner, url, message_id, headers, payload, expect_action)
+
+    def send(self, prepared: Prepared, *, timeout: float | None = None) -> SoapAnswer:
+        """Send a prepared request; the answer within ``timeout`` (at most the partner's)."""
+        return self.answer(self.receive(prepared, timeout=timeout))
+
+    def receive(self, prepared: Prepared, *, timeout: float | None = None) -> Received:
+        """The I/O half of ``send``: the request out, the answer's bytes in, unparsed."""
+        partner = prepared.partner
+        timeout = min(timeout, partner.timeout_seconds) if timeout else partner.timeout_seconds
+        started = time.monotonic()
+        request = HttpRequest(partner, prepared.url, prepared.headers, prepared.payload, timeout)
+        resp = self.transport.send(request)
+        try:
+            received = self._read(resp, started + timeout, prepared)
+        finally:
+            resp.close()
+        received.elapsed = time.monotonic() - started
+        return received
+
+    def answer(self, received: Received) -> SoapAnswer:
+        """The CPU half of ``send``: parse and check what ``receive`` read."""
+        try:
+            answer = _soap_answer(received.status, received.media, received.root,
+                                  received.attachments, received.closers)
+        except BaseException:
+            received.close()
+            raise
+        answer.elapsed = received.elapsed
+        prepared = received.prepared
+        expect = prepared.expect_action
+        if expect and answer.action and answer.action != expect:
+            answer.close()
+            raise PartnerBadAnswer(f"answer action {answer.action!r}, expected {expect}")
+        if answer.relates_to and answer.relates_to != prepared.message_id:
+            log.warning("answer relates to another message",
+                        extra={"partner": prepared.partner.home_community_id})
+        return answer
+
     def call(
         self,
         partner: Partner,
@@ -309,40 +244,12 @@ class OutboundClient:
         expect_action: str | None = None,
         principal: Any = None,
     ) -> SoapAnswer:
-        url = partner.endpoint(transaction)
-        if not url:
-            raise PartnerUnreachable(f"{partner.home_community_id} has no {transaction} endpoint")
-        timeout = min(timeout, partner.timeout_seconds) if timeout else partner.timeout_seconds
-        started = time.monotonic()
-        deadline = started + timeout
-        env, message_id = self.envelope(partner, url, action, body, principal)
-        xml = etree.tostring(env, xml_declaration=True, encoding="UTF-8")
-        if mtom_request or attachments:
-            content_type, payload = mtom.write_multipart(
-                xml, attachments, soap_media_type="application/soap+xml", action=action
-            )
-        else:
-            content_type = f'application/soap+xml; charset=UTF-8; action="{action}"'
-            payload = xml
-        request = HttpRequest(
-            partner, url, {"Content-Type": content_type, "Accept-Encoding": "gzip, deflate"},
-            payload, timeout,
-        )
-        resp = self.transport.send(request)
-        try:
-            answer = self._read(resp, deadline)
-        finally:
-            resp.close()
-        answer.elapsed = time.monotonic() - started
-        if expect_action and answer.action and answer.action != expect_action:
-            answer.close()
-            raise PartnerBadAnswer(f"answer action {answer.action!r}, expected {expect_action}")
-        if answer.relates_to and answer.relates_to != message_id:
-            log.warning("answer relates to another message",
-                        extra={"partner": partner.home_community_id})
-        return answer
+        prepared = self.prepare(partner, transaction, action, body, attachments=attachments,
+                                mtom_request=mtom_request, expect_action=expect_action,
+                                principal=principal)
+        return self.send(prepared, timeout=timeout)
 
-    def _read(self, resp: HttpResponse, deadline: float) -> SoapAnswer:
+    def _read(self, resp: HttpResponse, deadline: float, prepared: Prepared) -> Received:
         stream = _Deadline(resp.stream, deadline)
         content_type = resp.headers.get("content-type", "")
         media, _ = mtom.parse_content_type(content_type)
@@ -373,12 +280,7 @@ class OutboundClient:
             if "timed out" in str(exc).lower():
                 raise PartnerTimeout("the answer did not complete in time") from None
             raise PartnerUnreachable(f"the answer broke off: {type(exc).__name__}") from None
-        try:
-            return _soap_answer(resp.status, media, root, attachments, answer_closers)
-        except BaseException:
-            for close in answer_closers:
-                close()
-            raise
+        return Received(prepared, resp.status, media, root, attachments, answer_closers)
 
 
 def _soap_answer(status, media, root, attachments, closers) -> SoapAnswer:
@@ -430,30 +332,3 @@ def _payload_namespaces(body: etree._Element) -> dict[str, str]:
     return {p: u for el in body.iter() if isinstance(el.tag, str)
             for p, u in el.nsmap.items() if p}
 
-
-def _tls_reason(exc: BaseException) -> str:
-    text = str(exc)
-    for marker in ("CERTIFICATE_VERIFY_FAILED", "Hostname mismatch", "hostname",
-                   "certificate verify failed", "TLSV1_ALERT", "SSLV3_ALERT", "WRONG_VERSION"):
-        i = text.find(marker)
-        if i >= 0:
-            return text[i:i + 120].split("'")[0].split('"')[0].rstrip(" ()")
-    return _first_line(exc)
-
-
-def _connection_reason(exc: BaseException) -> str:
-    """The OS's reason ("[Errno 111] Connection refused") inside urllib3's long message."""
-    found = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
-    return found.group(0).strip() if found else _first_line(exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return (text.splitlines()[0] if text else type(exc).__name__)[:160]
-
-
-def default_transport(config: Any) -> RequestsTransport:
-    """The real transport with the gateway's own certificate as client certificate."""
-    tls = getattr(config, "tls", None)
-    cert = ClientCertificate(tls.certificate, tls.private_key) if tls is not None else None
-    return RequestsTransport(cert)

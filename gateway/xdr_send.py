@@ -21,11 +21,12 @@ from pathlib import Path
 
 import click
 
-from gateway.client import OutboundClient, OutboundError, Transport, default_transport
+from gateway.client import OutboundClient
 from gateway.config import Config, ConfigError, load_config
 from gateway.partners.directory import PartnerDirectory
 from gateway.repository.cli import DEFAULTS, _Code, _Patient, build_submission
 from gateway.soap import mtom
+from gateway.transport import OutboundError, Transport, default_transport
 from gateway.xca.wiring import system_principal, xua_security
 from profiles.errors import GatewayError
 from profiles.transaction import OutgoingAttachment

@@ -52,12 +52,40 @@ class OutgoingAttachment:
     size: int | None = None
 
 
+SPLICE_MARK = b"<!--ihe-gateway:splice-->"
+
+
+def splice_point() -> etree._Element:
+    """The comment a ``Reply.body`` holds where its ``fragments`` go."""
+    return etree.Comment(SPLICE_MARK[4:-3].decode())
+
+
+def spliced(xml: bytes, fragments: tuple[bytes, ...]) -> list[bytes]:
+    """``xml`` (serialised with its one splice point) with ``fragments`` in its place."""
+    head, mark, tail = xml.partition(SPLICE_MARK)
+    if not mark:
+        raise ValueError("the reply has fragments but no splice point")
+    return [head, *fragments, tail]
+
+
 @dataclass(frozen=True)
 class Reply:
-    """What ``serialize`` returns when the answer carries attachments."""
+    """What ``serialize`` returns when the answer carries attachments or fragments.
+
+    ``fragments``: self-contained XML (each declares the namespaces it uses), already
+    serialised, written in order where ``body`` holds ``splice_point()``. An initiating
+    gateway relays thousands of partners' objects this way: serialised in the threads
+    that read them, never rebuilt as one tree, streamed without one joined copy.
+    """
 
     body: etree._Element
     attachments: tuple[OutgoingAttachment, ...] = ()
+    fragments: tuple[bytes, ...] = ()
+
+    def body_bytes(self) -> bytes:
+        """The body with its fragments in place, joined (for tests and small answers)."""
+        xml = etree.tostring(self.body)
+        return b"".join(spliced(xml, self.fragments)) if self.fragments else xml
 
 
 @dataclass(frozen=True)

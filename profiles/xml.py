@@ -6,6 +6,8 @@ the network is never touched and sizes are capped before parsing starts.
 
 from __future__ import annotations
 
+import threading
+
 from lxml import etree
 
 from profiles.errors import SoapFault, sender_fault
@@ -25,8 +27,17 @@ def _parser(huge: bool) -> etree.XMLParser:
     )
 
 
-_PARSER = _parser(False)
-_HUGE_PARSER = _parser(True)
+# One parser pair per thread: an lxml parser parses one document at a time (it holds a
+# lock), while separate parsers run in parallel with the GIL released, so threads that
+# read partners' answers (the XCA fan-out) use both cores.
+_local = threading.local()
+
+
+def _parsers() -> tuple[etree.XMLParser, etree.XMLParser]:
+    pair = getattr(_local, "pair", None)
+    if pair is None:
+        pair = _local.pair = (_parser(False), _parser(True))
+    return pair
 
 
 class XmlRefused(SoapFault):
@@ -41,7 +52,7 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
     """
     if len(data) > max_bytes:
         raise sender_fault("Message exceeds the size limit")
-    parser = _HUGE_PARSER if len(data) > 9_000_000 else _PARSER
+    parser = _parsers()[len(data) > 9_000_000]
     try:
         tree = etree.fromstring(data, parser).getroottree()
     except etree.XMLSyntaxError:

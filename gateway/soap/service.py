@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Protocol
@@ -24,7 +25,14 @@ from gateway.soap.envelope import Envelope, SoapVersion, build_envelope, parse_e
 from gateway.soap.faults import fault_envelope, http_status
 from profiles.error_forms import error_response
 from profiles.errors import GatewayError, SoapFault, receiver_fault, sender_fault
-from profiles.transaction import Context, ErrorForm, OutgoingAttachment, Reply, Transaction
+from profiles.transaction import (
+    Context,
+    ErrorForm,
+    OutgoingAttachment,
+    Reply,
+    Transaction,
+    spliced,
+)
 
 log = logging.getLogger("gateway.soap")
 
@@ -108,7 +116,8 @@ def handle_soap(
     """Answer one SOAP request on ``route``; never raises.
 
     ``audit`` (an AuditSink) travels in the context so handlers and ports can
-    record their events; the caller finishes it once the answer is known.
+    note their facts; its record joins the data commit of a request that writes,
+    and is written (``answered``) before this returns, so before the answer is sent.
     """
     version = SoapVersion.SOAP12
     addressing: Addressing | None = None
@@ -144,6 +153,11 @@ def handle_soap(
                 ProblemAction=addressing.action,
             )
         principal = security(route, envelope, req) if security is not None else None
+        known = getattr(audit, "known", None)
+        if known is not None:  # a bound data commit builds the record from this and notes
+            known(transaction=txn.id, reply_to=addressing.reply_to,
+                  message_id=addressing.message_id, principal=principal,
+                  action=addressing.action)
         ctx = Context(
             request_id=req.request_id,
             action=addressing.action,
@@ -156,7 +170,9 @@ def handle_soap(
             principal=principal,
             audit=audit,
         )
-        response = _run(txn, envelope, ctx)
+        serving = getattr(audit, "serving", None)  # its data commits carry its record
+        with serving() if serving is not None else nullcontext():
+            response = _run(txn, envelope, ctx)
     except SoapFault as fault:
         response = _fault_response(fault, version, addressing)
     except Exception:
@@ -169,6 +185,9 @@ def handle_soap(
     response.principal = principal
     if txn is not None:
         response.transaction = txn.id
+    answered = getattr(audit, "answered", None)
+    if answered is not None:  # the record is durable before the answer leaves
+        answered(response)
     return response
 
 
@@ -190,7 +209,8 @@ def _run(txn: Transaction, envelope: Envelope, ctx: Context) -> SoapResponse:
     headers = reply_headers(txn.reply_action, ctx.message_id)
     env = build_envelope(envelope.version, reply.body, headers)
     content_type, body = _serialise(
-        env, envelope.version, reply.attachments, txn.mtom_response, txn.reply_action
+        env, envelope.version, reply.attachments, txn.mtom_response, txn.reply_action,
+        reply.fragments,
     )
     return SoapResponse(200, content_type, body, txn.reply_action, txn.id, outcome)
 
@@ -210,16 +230,40 @@ def _serialise(
     attachments: tuple[OutgoingAttachment, ...],
     as_mtom: bool,
     action: str,
+    fragments: tuple[bytes, ...] = (),
 ) -> tuple[str, Iterable[bytes]]:
     xml = etree.tostring(env, xml_declaration=True, encoding="UTF-8")
     if as_mtom or attachments:
+        if fragments:
+            xml = b"".join(spliced(xml, fragments))
         return mtom.write_multipart(
             xml, attachments, soap_media_type=version.content_type, action=action
         )
     ct = version.content_type + "; charset=UTF-8"
     if version is SoapVersion.SOAP12:
         ct += f'; action="{action}"'
-    return ct, [xml]
+    return ct, _Blocks(spliced(xml, fragments)) if fragments else [xml]
+
+
+class _Blocks:
+    """A body of many pre-serialised parts, written in blocks of at least 64 KiB (not
+    one write per part, not one joined copy); ``length`` gives the Content-Length."""
+
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+        self.length = sum(map(len, parts))
+
+    def __iter__(self) -> Iterator[bytes]:
+        block: list[bytes] = []
+        size = 0
+        for part in self.parts:
+            block.append(part)
+            size += len(part)
+            if size >= 65536:
+                yield b"".join(block)
+                block, size = [], 0
+        if block:
+            yield b"".join(block)
 
 
 def _fault_response(

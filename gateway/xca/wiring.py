@@ -16,9 +16,10 @@ import io
 from functools import partial
 from typing import Any
 
-from gateway.client import OutboundClient, SecurityHeader, Transport, default_transport
+from gateway.client import OutboundClient, SecurityHeader
 from gateway.partners.directory import PartnerDirectory
 from gateway.partners.model import Partner
+from gateway.transport import Transport, default_transport
 from gateway.xca.initiating import DEFAULT_DEADLINE_S, FanOut
 from profiles.transaction import Attachment
 from profiles.xua import (

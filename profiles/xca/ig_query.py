@@ -26,13 +26,13 @@ from profiles.errors import (
     XDSMissingHomeCommunityId,
     XDSUnknownCommunity,
 )
-from profiles.transaction import Context, ErrorForm, Transaction
+from profiles.transaction import Context, ErrorForm, Reply, Transaction
 from profiles.xca.merge import Merged, merge_query
 from profiles.xca.ports import Failure, InitiatingGateway, QueryCall
 from profiles.xca.query import (
     QueryResult,
     _with_home,
-    merged_response_to_xml,
+    merged_response,
     stored_query_to_xml,
 )
 from profiles.xca.retrieve import STATUSES, as_hcid
@@ -160,8 +160,8 @@ def handle(query: StoredQuery, ctx: Context) -> Merged:
     return merge_query(outcomes, local=local, planning_errors=plan.errors)
 
 
-def serialize(merged: Merged) -> etree._Element:
-    return merged_response_to_xml(merged.objects, merged.errors, partial=merged.partial)
+def serialize(merged: Merged) -> Reply:
+    return merged_response(merged.objects, merged.errors, partial=merged.partial)
 
 
 IG_ITI_18 = Transaction(

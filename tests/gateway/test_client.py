@@ -14,16 +14,16 @@ import pytest
 from lxml import etree
 
 from certs.authority import create_authority, issue
-from gateway.client import (
+from gateway.client import OutboundClient
+from gateway.partners.model import Partner, Quirks, endpoints_for
+from gateway.transport import (
     ClientCertificate,
-    OutboundClient,
     PartnerFault,
     PartnerTimeout,
     PartnerUnreachable,
     RequestsTransport,
     TlsRefused,
 )
-from gateway.partners.model import Partner, Quirks, endpoints_for
 from profiles.xca.query import ITI38_ACTION, ITI38_REPLY
 from tests.gateway.xca.peers import FAULT, query_answer
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, replace
 
 from lxml import etree
 
-from gateway.client import (
+from gateway.partners.model import Partner, endpoints_for
+from gateway.soap import mtom
+from gateway.transport import (
     HttpRequest,
     HttpResponse,
     MockTransport,
@@ -21,8 +23,6 @@ from gateway.client import (
     PartnerUnreachable,
     response,
 )
-from gateway.partners.model import Partner, endpoints_for
-from gateway.soap import mtom
 from profiles.errors import WSA_NS
 from profiles.transaction import OutgoingAttachment
 from profiles.xds.ebrim import adhoc_query_response_to_xml

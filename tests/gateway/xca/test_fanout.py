@@ -77,6 +77,11 @@ def fanout_for(peers: Peers, oids: list[str], pool, *, deadline: float = 1.0, **
                   pool=pool, correlations=FakeCorrelations(oids))
 
 
+def answer(merged) -> etree._Element:
+    """The merged AdhocQueryResponse as the consumer receives it (fragments spliced)."""
+    return etree.fromstring(ig_query.serialize(merged).body_bytes())
+
+
 def errors_of(el: etree._Element) -> dict[str, tuple[str, str]]:
     return {e.get("location"): (e.get("errorCode"), e.get("codeContext"))
             for e in el.iter(f"{{{RS}}}RegistryError")}
@@ -97,7 +102,7 @@ def test_every_failure_mode_gives_partial_success_and_keeps_the_others(pool):
     logging.getLogger("gateway.xca").addHandler(late_log)
     try:
         merged = ig_query.handle(find_documents(), context(fanout))
-        el = ig_query.serialize(merged)
+        el = answer(merged)
         peers.release.set()
         assert late_log.seen.wait(10), "the late answer was not logged as dropped"
     finally:
@@ -131,7 +136,7 @@ def test_each_partner_is_asked_with_its_own_patient_id(pool):
         sent[r.partner.bare_oid] = value.text
     assert sent == {oid: f"'THEIRS-{oid}^^^&{oid}.9&ISO'" for oid in (GOOD1, GOOD2)}
     assert fanout.correlations.asked == [II("1.2.3.1.5", "PAT-1")]
-    status = ig_query.serialize(merged).get("status")
+    status = answer(merged).get("status")
     assert status == "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
 
 
@@ -140,7 +145,7 @@ def test_all_partners_failing_is_failure(pool):
     peers.down(DOWN)
     peers.faults(FAULT)
     fanout = fanout_for(peers, [DOWN, FAULT], pool)
-    el = ig_query.serialize(ig_query.handle(find_documents(), context(fanout)))
+    el = answer(ig_query.handle(find_documents(), context(fanout)))
     assert el.get("status") == "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure"
     assert len(errors_of(el)) == 2
 
@@ -152,7 +157,7 @@ def test_home_routes_to_that_community_only(pool):
     fanout = fanout_for(peers, [GOOD1, GOOD2], pool)
     merged = ig_query.handle(find_documents(home=f"urn:oid:{GOOD2}"), context(fanout))
     assert [r.partner.bare_oid for r in peers.requests] == [GOOD2]
-    assert {o.element.get("home") for o in merged.objects} == {f"urn:oid:{GOOD2}"}
+    assert {o.home for o in merged.objects} == {f"urn:oid:{GOOD2}"}
 
 
 def test_id_based_query_needs_a_known_home(pool):
@@ -225,7 +230,7 @@ def test_local_results_are_included_with_our_home(pool):
     local = document_entry("urn:uuid:5a0c1e7e-0000-4000-8000-000000000001")
     fanout.registry = FakeRegistry([local])
     merged = ig_query.handle(find_documents(), context(fanout))
-    el = ig_query.serialize(merged)
+    el = answer(merged)
     wsdl.schema("ebrs").assertValid(el)
     homes = sorted(o.get("home") for o in el.iter(f"{{{RIM}}}ExtrinsicObject"))
     assert homes == sorted([f"urn:oid:{GOOD1}"] * 2 + [f"urn:oid:{HOME}"])
@@ -244,6 +249,26 @@ def test_a_local_registry_failure_is_one_error_while_partners_answer(pool):
             raise XDSTooManyResults("more than 1000")
 
     fanout.registry = Broken()
-    el = ig_query.serialize(ig_query.handle(find_documents(), context(fanout)))
+    el = answer(ig_query.handle(find_documents(), context(fanout)))
     assert el.get("status") == "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess"
     assert errors_of(el) == {f"urn:oid:{HOME}": ("XDSTooManyResults", "more than 1000")}
+
+
+def test_every_request_is_prepared_before_the_pool_handles_answers(pool):
+    """Envelopes (and their XUA headers) are built in the calling thread, so a busy pool
+    never delays the last request; answers are read by the per-core reader threads."""
+    peers = Peers()
+    oids = [f"1.2.5.{i}" for i in range(1, 9)]
+    for oid in oids:
+        peers.answers(oid, 1)
+    signed_in, read_in = [], []
+    fanout = fanout_for(peers, oids, pool)
+    fanout.client.security = lambda partner, url, principal: signed_in.append(
+        threading.current_thread()) or None
+    reading = fanout._read_query
+    fanout._read_query = lambda received: read_in.append(threading.current_thread().name) \
+        or reading(received)
+    merged = ig_query.handle(find_documents(), context(fanout))
+    assert len(merged.objects) == len(oids) and not merged.errors
+    assert signed_in == [threading.current_thread()] * len(oids)
+    assert len(read_in) == len(oids) and all(n.startswith("xca-answers") for n in read_in)

@@ -7,14 +7,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gateway.client import ClientCertificate, OutboundClient, RequestsTransport
+from gateway.client import OutboundClient
 from gateway.demo import free_port
 from gateway.partners.directory import PartnerDirectory
+from gateway.transport import ClientCertificate, RequestsTransport
 from gateway.xca.initiating import FanOut
 from profiles.xca import ig_query
 from tests.gateway.test_client import Server, partner_at, pki  # noqa: F401 (fixture)
 from tests.gateway.xca.peers import FAULT, query_answer
-from tests.gateway.xca.test_fanout import FakeCorrelations, context, errors_of, find_documents
+from tests.gateway.xca.test_fanout import (
+    FakeCorrelations,
+    answer,
+    context,
+    errors_of,
+    find_documents,
+)
 
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 
@@ -53,7 +60,7 @@ def test_fan_out_over_mutual_tls(pki, servers):  # noqa: F811
             fanout = FanOut(OutboundClient(transport), PartnerDirectory(partners),
                             deadline_seconds=10, pool=pool,
                             correlations=FakeCorrelations(list(ports)))
-            el = ig_query.serialize(ig_query.handle(find_documents(), context(fanout)))
+            el = answer(ig_query.handle(find_documents(), context(fanout)))
     finally:
         transport.close()
     assert el.get("status") == "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess"

@@ -13,9 +13,10 @@ import pytest
 from lxml import etree
 
 import wsdl
-from gateway.client import HttpResponse, OutboundClient, response
+from gateway.client import OutboundClient
 from gateway.partners.directory import PartnerDirectory
 from gateway.soap import mtom
+from gateway.transport import HttpResponse, response
 from gateway.xca.initiating import FanOut
 from profiles.transaction import Context
 from profiles.xca import ig_retrieve

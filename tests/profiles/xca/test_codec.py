@@ -65,7 +65,8 @@ def test_the_nist_iti38_request_itself_is_covered():
 
 def home_of(obj) -> str | None:
     if isinstance(obj, Relayed):
-        return obj.element.get("home")
+        assert etree.fromstring(obj.xml).get("home") == obj.home  # the bytes carry it
+        return obj.home
     return getattr(obj, "home_community_id", None) or getattr(obj, "home", None)
 
 
@@ -99,3 +100,40 @@ def test_merge_drops_unknown_patient_and_reports_each_failed_community_once():
         ("XDSUnavailableCommunity", "urn:oid:2.2"),
     ]
     assert merged.partial
+
+
+def _answer_with(prefix_style: str) -> etree._Element:
+    """One DocumentEntry answer whose ebRIM uses a default namespace or a clashing prefix,
+    inside an envelope that declares namespaces the objects never use."""
+    from profiles.xds.ebrim import adhoc_query_response_to_xml
+    from tests.profiles.xds.builders import document_entry
+
+    ours = etree.tostring(adhoc_query_response_to_xml(
+        [document_entry("urn:uuid:5a0c1e7e-0000-4000-8000-00000000000a")]))
+    rim = b"urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
+    if prefix_style == "default":  # rim: becomes the default namespace of the list
+        ours = ours.replace(b"<rim:", b"<").replace(b"</rim:", b"</")
+        ours = ours.replace(b"<RegistryObjectList>", b'<RegistryObjectList xmlns="' + rim + b'">')
+    else:  # the envelope binds "rim" to something else; the answer calls RIM "q"
+        for old, new in ((b"<rim:", b"<q:"), (b"</rim:", b"</q:"), (b"xmlns:rim=", b"xmlns:q=")):
+            ours = ours.replace(old, new)
+    env = (b'<Envelope xmlns="http://www.w3.org/2003/05/soap-envelope" '
+           b'xmlns:rim="urn:example:not-rim" xmlns:x="urn:example:x"><Body>'
+           + ours + b"</Body></Envelope>")
+    return etree.fromstring(env)[0][0]
+
+
+@pytest.mark.parametrize("style", ["default", "prefixes"])
+def test_relayed_fragments_stand_alone_and_splice_into_a_valid_answer(style):
+    from profiles.xca.query import merged_response
+
+    el = _answer_with(style)
+    result = read_query_response(el, home_community_id="urn:oid:1.2.3")
+    (obj,) = result.objects
+    alone = etree.fromstring(obj.xml)  # well-formed on its own: every namespace declared
+    assert etree.QName(alone).namespace == "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
+    assert alone.get("home") == obj.home == "urn:oid:1.2.3"
+    reply = merged_response(result.objects * 2, (), partial=False)
+    merged = etree.fromstring(reply.body_bytes())
+    wsdl.schema("ebrs").assertValid(merged)
+    assert [e.get("home") for e in merged.iter("{*}ExtrinsicObject")] == ["urn:oid:1.2.3"] * 2

@@ -1,40 +1,39 @@
-"""What auditing adds to a transaction: the same SOAP requests with and without it.
+"""What auditing adds to a transaction in process: the same SOAP requests with and without.
 
-    .venv/bin/python bench/audit.py [--requests 2000] [--database-url URL]
+    .venv/bin/python bench/audit.py [--requests 2000] [--database-url URL] [--breakdown]
 
-Two registry-like transactions go through the real pipeline in-process
-(``gateway.soap.service.handle_soap``: envelope, WS-Addressing, dispatch,
-parse, handle, serialize, reply envelope) against a real database, using the
-conformance messages (``../shared/conformance/messages``):
+Two registry-like transactions go through the real pipeline in process
+(``handle_soap``: envelope, WS-Addressing, dispatch, parse, handle, serialize,
+reply envelope; then ``finish_audit`` as the view runs it) against a real
+database, with the conformance messages; the handlers note their audit facts
+as the real ITI-42 and ITI-38 handlers do:
 
-* **register** (ITI-42): IPF's full-metadata SubmitObjectsRequest (12 KB). The
-  handler reads every registry object, slot, classification and external
-  identifier into rows (42), checks the patient and the submission set
-  uniqueId with two SELECTs and writes the rows in one transaction. Audited,
-  it also builds the Import message and enqueues it *in the same session*
-  (``RequestAudit.bind``): the record rides on the data's commit.
-* **query** (ITI-38): NIST's CrossGatewayQuery (FindDocuments). The handler
-  selects the patient's documents (5 stored submissions) and answers an
-  AdhocQueryResponse. It writes nothing, so, audited, ``finish`` stores the
-  Query message in its own short transaction after the answer is built; the
-  table shows both the answer-ready time and the total.
+* **register** (ITI-42): IPF's full-metadata SubmitObjectsRequest (12 KB) read
+  into 42 rows, two SELECTs, one data transaction. Audited, the port binds the
+  request's audit to its session, so the record's recipe joins the data commit.
+* **query** (ITI-38): NIST's FindDocuments, 5 stored submissions selected. It
+  writes nothing, so, audited, the pipeline stages the record in a commit of
+  its own once the answer is built and before it is returned (``answered``).
 
-Modes alternate in blocks of 50 requests so drift (caches, WAL checkpoints)
-falls on both; figures are medians per request. The background sender is not
-running (delivery is off the request path; see the delivery tests). Default
-database: a SQLite file in a temporary folder (WAL, synchronous=FULL, as the
-gateway runs it).
+Modes alternate in blocks of 50 so drift falls on both; medians, p95 and the
+thread's CPU time per request. No sender runs (indexing and delivery are off
+the request path). ``--breakdown`` times the pieces of one record instead.
+Default database: a SQLite file (WAL, synchronous=FULL, as the gateway runs it).
+For served requests (TLS, HTTP, XUA) see ``bench/audit_served.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import platform
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,16 +41,20 @@ from pathlib import Path
 import sqlalchemy as sa
 from lxml import etree
 
-from gateway.audit.hook import Auditor, RequestAudit, RequestFacts
+from gateway.audit.hook import Auditor, RequestFacts, finish_audit
 from gateway.audit.queue import AuditQueue
 from gateway.config import AuditDestination
 from gateway.dispatch import ITI_38, ITI_42, Route
 from gateway.soap.service import Limits, SoapRequest, handle_soap, iter_and_cleanup
 from gateway.store import migrate
 from gateway.store.db import Database
-from profiles.atna.codes import AuditSourceType, Side
-from profiles.atna.events import Endpoint, query_event, submission_event
+from profiles.atna.codec import audit_message_to_bytes
+from profiles.atna.codes import AuditSourceType
+from profiles.atna.events import Endpoint
+from profiles.atna.facts import note
 from profiles.atna.message import AuditSourceIdentification
+from profiles.atna.recipe import rebuild
+from profiles.atna.record import audit_record
 from profiles.transaction import Transaction
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,18 +87,20 @@ registry = sa.Table(
 @dataclass
 class Ports:
     database: Database
-    audit: RequestAudit | None
 
 
 def _local(el: etree._Element) -> str:
     return etree.QName(el).localname
 
 
-def _ends() -> tuple[Endpoint, Endpoint]:
-    return (
-        Endpoint("http://www.w3.org/2005/08/addressing/anonymous", host="10.1.2.3"),
-        Endpoint("https://gateway.example.org/xds/registry", host="gateway.example.org"),
-    )
+@contextmanager
+def _bound(audit, session) -> Iterator[None]:
+    """The request's audit joins the data session, as the gateway's ports do."""
+    if audit is None:
+        yield
+        return
+    with audit.bind(session):
+        yield
 
 
 # -- ITI-42-like -------------------------------------------------------------------------
@@ -121,12 +126,13 @@ def parse_register(body: etree._Element, ctx) -> dict:
         elif kind == "Slot":
             values = [v.text or "" for v in el.iter(f"{{{RIM}}}Value")]
             rows.append((None, kind, el.getparent().get("id"), el.get("name"), "|".join(values)))
+    note(ctx, submission_set_id=ss_unique_id, patient_ids=[patient or ""])  # as ITI-42 does
     return {"submission": submission, "rows": rows, "patient": patient, "uid": ss_unique_id}
 
 
 def handle_register(request: dict, ctx) -> str:
     ports: Ports = ctx.ports
-    with ports.database.session() as session:
+    with ports.database.session() as session, _bound(ctx.audit, session):
         conn = session.connection()
         conn.execute(
             sa.select(registry.c.pk).where(registry.c.patient == request["patient"]).limit(1)
@@ -147,20 +153,6 @@ def handle_register(request: dict, ctx) -> str:
                 for oid, kind, parent, name, value in request["rows"]
             ],
         )
-        if ports.audit is not None:
-            with ports.audit.bind(session):
-                initiator, responder = _ends()
-                ports.audit.record(
-                    submission_event(
-                        "ITI-42",
-                        Side.RESPONDER,
-                        ports.audit.auditor.occasion(),
-                        initiator=initiator,
-                        responder=responder,
-                        submission_set_id=request["uid"],
-                        patient_id=request["patient"],
-                    )
-                )
     return SUCCESS
 
 
@@ -177,7 +169,10 @@ def parse_query(body: etree._Element, ctx) -> dict:
     for slot in query.iter(f"{{{RIM}}}Slot"):
         if slot.get("name") == "$XDSDocumentEntryPatientId":
             patient = slot.findtext(f".//{{{RIM}}}Value").strip("'")
-    return {"raw": etree.tostring(body), "id": query.get("id"), "patient": patient}
+    raw = etree.tostring(body)
+    note(ctx, query=raw, query_id=query.get("id"), patient_ids=[patient],  # as ITI-38 does
+         home_community_id="urn:oid:1.3.6.1.4.1.21367.2011.2.1")
+    return {"raw": raw, "id": query.get("id"), "patient": patient}
 
 
 def handle_query(request: dict, ctx) -> list:
@@ -194,21 +189,6 @@ def handle_query(request: dict, ctx) -> list:
             .where(registry.c.patient == request["patient"])
             .order_by(registry.c.pk)
         ).all()
-    if ports.audit is not None:
-        initiator, responder = _ends()
-        ports.audit.record(
-            query_event(
-                "ITI-38",
-                Side.RESPONDER,
-                ports.audit.auditor.occasion(),
-                initiator=initiator,
-                responder=responder,
-                query=request["raw"],
-                query_id=request["id"],
-                patient_ids=[request["patient"]],
-                home_community_id="urn:oid:1.3.6.1.4.1.21367.2011.2.1",
-            )
-        )
     return rows
 
 
@@ -277,9 +257,9 @@ def envelopes() -> dict[str, bytes]:
 
 
 def one(kind: str, data: bytes, database: Database, auditor: Auditor | None, limits: Limits):
-    """(answer-ready seconds, total seconds) for one request."""
+    """(answer-ready, total, thread CPU) seconds for one request."""
     route = ROUTES[kind]
-    started = time.perf_counter()
+    cpu, started = time.thread_time(), time.perf_counter()
     request_id = uuid.uuid4().hex
     audit = None
     if auditor is not None:
@@ -291,19 +271,20 @@ def one(kind: str, data: bytes, database: Database, auditor: Auditor | None, lim
         ),
         home_community_id="urn:oid:1.3.6.1.4.1.21367.2011.2.1",
         limits=limits,
-        ports=Ports(database, audit),
+        ports=Ports(database),
+        audit=audit,
     )
     b"".join(iter_and_cleanup(response))
     answered = time.perf_counter()
-    if audit is not None:
-        audit.finish(transaction=response.transaction, outcome=response.outcome)
+    if audit is not None:  # as the view does once the answer is sent
+        finish_audit(audit, response)
     done = time.perf_counter()
     if response.status != 200 or response.outcome != "success":
         raise SystemExit(f"{kind}: unexpected answer {response.status} {response.outcome}")
-    return answered - started, done - started
+    return answered - started, done - started, time.thread_time() - cpu
 
 
-def run(url: str, requests: int) -> list[tuple]:
+def setup(url: str) -> tuple[Database, Auditor, Limits, dict[str, bytes]]:
     migrate.upgrade(url)
     database = Database(url)
     bench_meta.drop_all(database.engine)
@@ -325,51 +306,116 @@ def run(url: str, requests: int) -> list[tuple]:
     )
     for _ in range(5):
         one("register", seed, database, None, limits)
+    return database, auditor, limits, data
+
+
+def p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20, method="inclusive")[-1]
+
+
+def run(url: str, requests: int) -> list[tuple]:
+    """Per transaction: (kind, {audited: (ready, total, cpu) lists})."""
+    database, auditor, limits, data = setup(url)
     results = []
     try:
         for kind in ("register", "query"):
             for _ in range(100):  # warm up both paths
                 one(kind, data[kind], database, None, limits)
                 one(kind, data[kind], database, auditor, limits)
-            times: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+            times: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
             for block in range(max(1, requests // BLOCK)):
                 for audited in (block % 2 == 0, block % 2 == 1):
                     for _ in range(BLOCK):
                         times[audited].append(
                             one(kind, data[kind], database, auditor if audited else None, limits)
                         )
-            plain = statistics.median(t for _, t in times[False])
-            answered = statistics.median(a for a, _ in times[True])
-            total = statistics.median(t for _, t in times[True])
-            results.append((kind, plain, answered, total))
+            results.append((kind, {a: list(zip(*t, strict=True)) for a, t in times.items()}))
     finally:
         database.dispose()
     return results
+
+
+def breakdown(url: str, n: int = 1000) -> list[tuple[str, float]]:
+    """Median microseconds of the pieces a record costs (what the profile showed)."""
+    database, auditor, _, data = setup(url)
+    audit = auditor.request(RequestFacts("r", "https://gw/xca/query", "10.1.2.3", "CN=p"))
+    audit.known(transaction="ITI-38", message_id="urn:uuid:m")
+    body = etree.fromstring(data["query"]).find(f".//{{{QUERY}}}AdhocQueryRequest")
+    audit.note(query=etree.tostring(body), query_id="urn:uuid:q", patient_ids=["P-1^^^&1&ISO"])
+    queue = auditor.queue
+    recipe = audit._notes_records("success", None)[0]
+    (message,) = rebuild(recipe)
+    xml = audit_message_to_bytes(message)
+
+    def timed(fn) -> float:
+        samples = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t)
+        return statistics.median(samples) * 1e6
+
+    def in_open_transaction(fn) -> float:
+        with database.session() as session:
+            return timed(lambda: fn(session))
+
+    def commit(rows: int) -> None:
+        with database.session() as session:
+            session.connection()
+            if rows:
+                queue.stage(session, [recipe])
+
+    try:
+        return [
+            (f"request path: the record's recipe ({len(recipe)} bytes of JSON)",
+             timed(lambda: audit._notes_records("success", None))),
+            ("request path: its inbox row, in an open transaction",
+             in_open_transaction(lambda s: queue.stage(s, [recipe]))),
+            ("request path, no data: a transaction of its own with that row",
+             timed(lambda: commit(1))),
+            ("  for scale: a transaction that writes nothing", timed(lambda: commit(0))),
+            (f"indexer: build the AuditMessage from the recipe ({len(xml)} bytes of XML)",
+             timed(lambda: rebuild(recipe))),
+            ("indexer: serialise it to XML", timed(lambda: audit_message_to_bytes(message))),
+            ("indexer: serialise + index (record_id, search fields)",
+             timed(lambda: audit_record(message))),
+            ("old request path: the XML as an indexed row + terms + delivery rows",
+             in_open_transaction(lambda s: queue.enqueue(s, audit_record(message)))),
+        ]
+    finally:
+        database.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="per mode and transaction")
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument("--breakdown", action="store_true", help="time the pieces instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         where = url.split("@")[-1] if "@" in url else url.split(":", 1)[0] + " file"
         print(
             f"# {platform.machine()}, Python {platform.python_version()}, database {where}, "
-            f"{args.requests} requests per mode, {datetime.now(UTC):%Y-%m-%d}"
+            f"{args.requests} requests per mode, load average {os.getloadavg()[0]:.1f}, "
+            f"{datetime.now(UTC):%Y-%m-%d}"
         )
-        print(
-            f"{'transaction':<11} {'plain':>8} {'audited':>8} {'added':>7} {'added':>7}"
-            f" | {'answer ready':>12} {'added':>7}"
-        )
-        print(f"{'':<11} {'ms':>8} {'ms':>8} {'ms':>7} {'%':>7} | {'ms':>12} {'%':>7}")
-        for kind, plain, answered, total in run(url, args.requests):
-            print(
-                f"{kind:<11} {plain * 1e3:8.3f} {total * 1e3:8.3f} {(total - plain) * 1e3:7.3f} "
-                f"{(total - plain) / plain * 100:6.1f}% | {answered * 1e3:12.3f} "
-                f"{(answered - plain) / plain * 100:6.1f}%"
-            )
+        if args.breakdown:
+            for what, us in breakdown(url):
+                print(f"{us:9.1f} us  {what}")
+            return
+        print(f"{'':<20} {'plain':>8} {'audited':>8} {'added':>8} {'added':>7}")
+        for kind, times in run(url, args.requests):
+            for label, i, stat in (
+                ("median", 1, statistics.median),
+                ("p95", 1, p95),
+                ("thread CPU", 2, statistics.median),
+            ):
+                plain, audited = stat(times[False][i]), stat(times[True][i])
+                print(
+                    f"{kind + ' ' + label:<20} {plain * 1e3:8.3f} {audited * 1e3:8.3f} "
+                    f"{(audited - plain) * 1e3:+8.3f} {(audited - plain) / plain * 100:+6.1f}%"
+                )
 
 
 if __name__ == "__main__":

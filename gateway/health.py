@@ -1,4 +1,5 @@
-"""``/healthz``: is the database reachable, and how long until our certificates expire."""
+"""``/healthz``: is the database reachable, how long until our certificates expire, and
+how many audit records still wait for their repositories (ATNA backlog)."""
 
 from __future__ import annotations
 
@@ -25,5 +26,9 @@ def health_report(rt) -> dict[str, Any]:
         warnings = [e.as_dict() for e in collect(rt.config) if needs_attention(e.status())]
         if warnings:  # trust store and partners too; our own expiry alone fails the check
             report["certificate_warnings"] = warnings
+    audit = getattr(rt, "audit", None)
+    if db_ok and audit is not None:
+        # A backlog is not a failure (nothing is lost; delivery resumes): it is reported.
+        report["audit"] = audit.queue.backlog()
     report["status"] = "ok" if healthy else "fail"
     return report

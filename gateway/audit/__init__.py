@@ -1,7 +1,10 @@
 """ATNA I/O (ITI-20): the durable audit queue, its sender, the repository, the CLI.
 
-    models.py      audit_records (+ terms for search), audit_deliveries (the outbox)
-    queue.py       AuditQueue: enqueue in the caller's session, enqueue_now, backlog
+    models.py      audit_inbox (a request's rows), audit_records (+ terms for search),
+                   audit_deliveries (the outbox)
+    queue.py       AuditQueue: stage in the caller's session (the inbox), stage_now,
+                   index_pending, enqueue (indexed at once), backlog
+    group.py       GroupCommit: concurrent requests without data share one commit
     hook.py        Auditor / RequestAudit: how the SOAP pipeline audits every request
     sender.py      AuditSender: background delivery with claims, retry and back-off
     transport.py   RFC 5425 TLS and RFC 5426 UDP transports, TLS contexts

@@ -18,17 +18,29 @@ records, one per call. A request that never reached a transaction we can
 describe leaves a Security Alert. The MLLP listener does the same per message
 (``finish(transaction=None, outcome=None)``: the manager notes both).
 
-A handler may instead record a complete message with ``audit.record(message)``;
-then no record is built. A gateway port that writes data binds the request's
-audit to its session, so recorded messages commit with the data:
+The pipeline tells the audit what it knows once the request is routed and
+authenticated (``known``: transaction, addressing, principal) and runs the
+handler inside ``serving()``. When the request writes data, its record joins the
+data's commit (``binding.py``): any session transaction that writes on the
+request's thread while it is served takes it, and a port may say so explicitly
+(``with database.session() as s, audit.bind(s):``).
+Just before that transaction commits, the record is built from the notes so far
+(outcome success: the data is being written) and added to it, so the record
+commits with the data or not at all: no crash can leave data without its record.
+``finish`` then writes nothing more for it, unless the request still failed
+afterwards (a failure record joins the success one) or a patient feed noted
+further events. A handler may instead record a complete message with
+``audit.record(message)``; then no record is built from the notes, and the
+message joins the bound session like the data.
 
-    audit.record(message)                        # in the handler
-    with database.session() as session, audit.bind(session):
-        ... write ...                            # in the port
-
-Records built from notes, and those made outside ``bind``, are written by
-``finish`` in one short transaction after the answer is built. ``finish``
-never raises.
+Requests that write no data (queries, retrieves, refusals) get their record in
+one short transaction of their own in ``finish``, which the SOAP pipeline runs
+once the answer is built and before it is sent (``answered``), so no answer
+leaves before its record is durable; concurrent requests share that commit
+(``group.py``). The view's ``finish_audit`` on close is then a no-op. Either way the request path
+stores one row per record, the XML in the inbox (``AuditQueue.stage``);
+indexing it for search and delivery happens later (``AuditQueue.index_pending``).
+``finish`` never raises.
 """
 
 from __future__ import annotations
@@ -41,9 +53,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gateway.audit.binding import CURRENT, Bound, Written, bound
 from gateway.audit.queue import AuditQueue
 from gateway.audit.transport import error_kind
 from gateway.config import Config
@@ -55,16 +67,15 @@ from profiles.atna.facts import (
     AuditFacts,
     describable,
     outbound_record,
-    transaction_records,
 )
 from profiles.atna.message import (
-    AuditError,
     AuditMessage,
     AuditSourceIdentification,
     CodedValue,
     EventOutcome,
 )
 from profiles.atna.nodes import application_activity, security_alert
+from profiles.atna.recipe import transaction_recipe
 
 log = logging.getLogger("gateway.audit")
 
@@ -141,39 +152,93 @@ class RequestAudit:
         self.auditor, self.facts = auditor, facts
         self._waiting: list[AuditMessage] = []
         self._session: Session | None = None
-        self._in_session = 0
-        self._committed = 0
+        self._committed = 0  # records committed with a bound session
+        self._written = Written()  # what of the notes has committed already
+        self._exchange: dict = {}
+        self._finished = False
         self.facts_noted = AuditFacts()
 
     def note(self, **facts) -> None:
         """A handler's facts for the record ``finish`` builds (``AuditFacts.add``)."""
         self.facts_noted.add(**facts)
 
+    def known(
+        self,
+        *,
+        transaction: str | None,
+        reply_to: str | None = None,
+        message_id: str | None = None,
+        principal=None,
+        action: str | None = None,
+    ) -> None:
+        """What the pipeline knows once the request is routed and authenticated: a
+        bound data transaction builds its record from it (and the notes) at commit."""
+        if transaction is not None and self.facts_noted.transaction is None:
+            self.facts_noted.transaction = transaction
+        self._exchange = {
+            "reply_to": reply_to,
+            "message_id": message_id,
+            "human": human_requestor(principal),
+            "action": action,
+        }
+
+    def answered(self, answer) -> None:
+        """``finish`` with what the answer (a SoapResponse) says, before it is sent."""
+        finish_audit(self, answer)
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """While the request's handler runs: every session transaction that writes on
+        this thread carries the record (``binding.py``)."""
+        token = CURRENT.set(self)
+        try:
+            yield
+        finally:
+            CURRENT.reset(token)
+
     def record(self, message: AuditMessage) -> None:
         if self._session is not None:
-            self.auditor.queue.enqueue(self._session, message)
-            self._in_session += 1
+            self._stage(self._session, [message])
         else:
             self._waiting.append(message)
 
     @contextmanager
     def bind(self, session: Session) -> Iterator[None]:
-        """Records waiting, and those made in this block, join ``session``; they count
-        as written once it commits (a rollback takes them with the data)."""
-
-        def committed(_session: Session) -> None:
-            self._committed += self._in_session
-            self._in_session = 0
-
-        sa.event.listen(session, "after_commit", committed, once=True)
+        """Records waiting, and those made in this block, join ``session``; when it
+        commits, the record built from the notes so far joins it too (outcome success:
+        the data is written). A rollback takes them all with the data."""
+        bound(session, self)
         self._session = session
         try:
             waiting, self._waiting = self._waiting, []
-            for message in waiting:
-                self.record(message)
+            if waiting:
+                self._stage(session, waiting)
             yield
         finally:
             self._session = None
+
+    def _stage(self, session: Session, messages: list[AuditMessage]) -> None:
+        self.auditor.queue.stage(session, messages)
+        bound(session, self).recorded += len(messages)
+
+    def _before_commit(self, session: Session, entry: Bound) -> None:
+        if self._committed or entry.recorded:
+            return  # the handler recorded complete messages: they are the record
+        try:
+            notes = self._notes_records("success", None)
+            if notes:
+                self.auditor.queue.stage(session, notes)
+                entry.written = self._written.after(self.facts_noted)
+        except Exception as exc:  # noqa: BLE001 - a builder bug must not cost the data
+            # (a failed INSERT is the database's error: PostgreSQL then refuses the commit,
+            # and record and data go together, as they must)
+            log.error("audit record not staged at commit (%s); finish writes it if the "
+                      "data commits", error_kind(exc))
+
+    def _after_commit(self, entry: Bound) -> None:
+        self._committed += entry.recorded
+        if entry.written is not None:
+            self._written = entry.written
 
     def finish(
         self,
@@ -186,24 +251,30 @@ class RequestAudit:
         human: HumanRequestor | None = None,
         action: str | None = None,
     ) -> None:
-        """Write what is waiting, or the transaction's record built from the noted facts
-        (a security alert when the request never reached a transaction we can describe),
-        plus one initiator-side record per outbound call the handler noted."""
+        """Write what is waiting, and the transaction's record built from the noted facts
+        unless a data commit carried it already with the same outcome (a security alert
+        when the request never reached a transaction we can describe), plus one
+        initiator-side record per outbound call the handler noted."""
+        if self._finished:
+            return  # the pipeline finished it before the answer left; the view again
+        self._finished = True
         messages = list(self._waiting)
         self._waiting.clear()
         try:
             noted = self.facts_noted
             transaction = transaction or noted.transaction
+            noted.transaction = transaction
             verdict = noted.worst_outcome(outcome)
             noted.feed_from_action(transaction, action)
+            exchange = {
+                "reply_to": reply_to, "message_id": message_id, "human": human, "action": action
+            }
+            self._exchange = {k: v or self._exchange.get(k) for k, v in exchange.items()}
             if not messages and not self._committed:
-                messages += self._records(transaction, verdict, reply_to, message_id, reason,
-                                          human)
-            messages += self._outbound(human, message_id)
+                messages += self._notes_records(verdict, reason, final=True)
+            messages += self._outbound(self._exchange["human"], self._exchange["message_id"])
             if messages:
-                with self.auditor.queue.database.session() as session:
-                    for message in messages:
-                        self.auditor.queue.enqueue(session, message)
+                self.auditor.queue.stage_now(messages)
         except Exception as exc:  # noqa: BLE001 - the answer must still go out; say so loudly
             log.error(
                 "could not store %d audit record(s) for request %s: %s",
@@ -211,6 +282,27 @@ class RequestAudit:
                 self.facts.request_id,
                 error_kind(exc),
             )
+
+    def _notes_records(
+        self, outcome: str, reason: str | None, *, final: bool = False
+    ) -> list[AuditMessage | bytes]:
+        """The records the notes call for that no commit carried yet: at a data commit
+        (``final`` False) only a describable success; at ``finish`` the verdict, again
+        if a committed success record turned out wrong (the request failed later)."""
+        noted, written = self.facts_noted, self._written
+        transaction = noted.transaction
+        if not final and not describable(transaction, noted):
+            return []
+        if written.record and (not final or outcome == "success"):
+            if not written.feeds_left(noted):
+                return []
+            noted = written.unwritten(noted)  # patient feeds noted after the commit
+        # else: nothing committed yet, or the failure record in full next to the success
+        ex = self._exchange
+        return self._records(
+            transaction, outcome, ex.get("reply_to"), ex.get("message_id"), reason,
+            ex.get("human"), noted,
+        )
 
     def _records(
         self,
@@ -220,8 +312,9 @@ class RequestAudit:
         message_id: str | None,
         reason: str | None,
         human: HumanRequestor | None,
-    ) -> list[AuditMessage]:
-        f, noted = self.facts, self.facts_noted
+        noted: AuditFacts,
+    ) -> list[AuditMessage | bytes]:
+        f = self.facts
         occasion = self.auditor.occasion(
             OUTCOMES.get(outcome, EventOutcome.SERIOUS_FAILURE), reason
         )
@@ -235,16 +328,16 @@ class RequestAudit:
                 host=self.auditor.node.host,
                 process_id=self.auditor.node.process_id,
             )
-            try:
-                return list(
-                    transaction_records(
-                        transaction, Side.RESPONDER, occasion, initiator=initiator,
-                        responder=responder, human=human, facts=noted,
-                        fallback_id=message_id or f.request_id,
-                    )
+            # The recipe, not the XML: the indexer builds exactly these messages later
+            # (profiles/atna/recipe.py), off the request path.
+            return [
+                transaction_recipe(
+                    transaction, Side.RESPONDER, occasion, initiator=initiator,
+                    responder=responder, human=human, facts=noted,
+                    fallback_id=message_id or f.request_id, reporter=self.auditor.node,
+                    subject=f.endpoint,
                 )
-            except AuditError as exc:  # a handler noted too little: still leave a record
-                log.error("incomplete audit facts for %s: %s", transaction, exc)
+            ]
         # Refused before reaching a transaction (or a message we cannot describe): an alert.
         what = f"{transaction} request" if transaction else "request"
         return [
@@ -296,7 +389,7 @@ def human_requestor(principal) -> HumanRequestor | None:
 
 
 def finish_audit(audit: RequestAudit, answer) -> None:
-    """Close a request's audit once its answer (a SoapResponse) has been sent."""
+    """Close a request's audit with its answer (a SoapResponse); again is a no-op."""
     if answer.audited:
         return
     addressing = answer.addressing

@@ -11,6 +11,13 @@ has no acknowledgement, the sender retries) is the same row.
 Patients and users live in ``audit_record_terms`` (kind, value), indexed, so
 "who saw this patient" is an index lookup, not a scan of XML.
 
+``audit_inbox`` is where a request's records land first: one row per record,
+its XML or its recipe (``profiles/atna/recipe.py``), in a table with no index
+but its key, so the request pays one small INSERT and nothing else
+(``bench/audit.py``). The sender (or a search)
+moves inbox rows into ``audit_records`` with their terms and deliveries
+(``AuditQueue.index_pending``); until then a row counts in the backlog.
+
 ``audit_deliveries`` is the outbox: one row per local record per configured
 destination. A row stays ``pending`` until a sender delivers it; a sender
 claims rows by pushing ``next_attempt_at`` one lease ahead and writing its token
@@ -111,3 +118,12 @@ class AuditDelivery(Base):
         sa.Index("ix_audit_deliveries_due", "state", "destination", "next_attempt_at"),
         sa.CheckConstraint("state IN ('pending', 'sent', 'failed')", name="state_known"),
     )
+
+
+class AuditInboxEntry(Base):
+    """A local record not yet indexed: its XML, or the recipe that builds it exactly."""
+
+    __tablename__ = "audit_inbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    xml: Mapped[bytes] = mapped_column(sa.LargeBinary)

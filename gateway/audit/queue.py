@@ -1,10 +1,20 @@
 """The durable audit queue: records written in the caller's own database transaction.
 
-A transaction that stores data (a registered submission, a patient feed) calls
-``enqueue(session, message)`` with the session it writes with: the audit record
-commits with the data or not at all, and once committed it survives any crash
-of the process, because the outbox row is in the database, not in memory. The
-background sender (``sender.py``) delivers it later, off the request path.
+A request's records go through the *inbox*: ``stage(session, message)`` adds
+one row holding the record (its XML, or for a transaction's record its recipe:
+``profiles/atna/recipe.py``) to the session the transaction writes with,
+so the record commits with the data or not at all, and once committed it
+survives any crash of the process. One INSERT into a table without secondary
+indexes is all the request pays (``bench/audit.py --breakdown``: the indexed
+record, terms and delivery rows cost several times that). ``index_pending``
+later moves inbox rows into ``audit_records`` with their search terms and one
+delivery row per destination, in batches, off the request path: the sender
+does it on every pass, and a search does it first, so a search never misses a
+committed record.
+
+``enqueue(session, message)`` writes the indexed form at once (node events,
+the audit record repository); the background sender (``sender.py``) delivers
+records later.
 
 Inserts use ``INSERT ... ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL): the
 same record enqueued twice (same XML, hence same ``record_id``) is stored once
@@ -13,12 +23,14 @@ and never breaks the caller's transaction with a key violation.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from gateway.audit.group import GroupCommit
 from gateway.audit.models import (
     FAILED,
     ORIGIN_LOCAL,
@@ -27,13 +39,20 @@ from gateway.audit.models import (
     TERM_USER,
     AuditDelivery,
     AuditEntry,
+    AuditInboxEntry,
     AuditTerm,
 )
 from gateway.config import AuditDestination
 from gateway.store.db import Database
 from gateway.store.models import utcnow
-from profiles.atna.message import AuditMessage
-from profiles.atna.record import AuditRecord, audit_record
+from profiles.atna.codec import audit_message_to_bytes
+from profiles.atna.message import AuditError, AuditMessage
+from profiles.atna.recipe import is_recipe, rebuild
+from profiles.atna.record import AuditRecord, audit_record, record_from_xml
+
+log = logging.getLogger("gateway.audit")
+INDEX_BATCH = 500
+_STAGE = sa.insert(AuditInboxEntry.__table__)
 
 
 def destination_key(destination: AuditDestination) -> str:
@@ -156,6 +175,7 @@ class AuditQueue:
         self.database = database
         self.destinations = tuple(destinations)
         self._keys = list(dict.fromkeys(destination_key(d) for d in self.destinations))
+        self._group = GroupCommit(self._commit_staged)
 
     def enqueue(self, session: Session, item: AuditMessage | AuditRecord) -> AuditRecord:
         """Add one record to ``session``: it commits, or rolls back, with the caller's data."""
@@ -188,6 +208,77 @@ class AuditQueue:
         ]
         _insert(session, AuditDelivery, deliveries, ["record_id", "destination"])
         return record
+
+    def stage(self, session: Session, messages: Iterable[AuditMessage | bytes]) -> int:
+        """Add records to ``session``'s inbox (one small INSERT): they commit, or roll
+        back, with the caller's data, and ``index_pending`` indexes them later.
+        ``bytes`` are a record's XML or its recipe, stored as given."""
+        rows = [
+            {"xml": m if isinstance(m, bytes) else audit_message_to_bytes(m)} for m in messages
+        ]
+        if rows:
+            session.connection().execute(_STAGE, rows)
+        return len(rows)
+
+    def stage_now(self, messages: Iterable[AuditMessage | bytes]) -> None:
+        """Stage records in a transaction of their own (a request that wrote no data),
+        returning once they are committed; concurrent callers share one commit
+        (``group.py``). Raises what the database raises."""
+        rows = [m if isinstance(m, bytes) else audit_message_to_bytes(m) for m in messages]
+        if rows:
+            self._group.write(rows)
+
+    def _commit_staged(self, rows: list[bytes]) -> None:
+        with self.database.session() as session:
+            self.stage(session, rows)
+
+    def index_pending(self, limit: int = INDEX_BATCH) -> int:
+        """Move up to ``limit`` inbox rows into the indexed tables, in one transaction;
+        return how many rows left the inbox. Safe to run in several processes at once
+        (PostgreSQL skips rows another indexer holds; SQLite serialises writers)."""
+        inbox = AuditInboxEntry.__table__
+        query = sa.select(inbox.c.id, inbox.c.xml).order_by(inbox.c.id).limit(limit)
+        if self.database.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        with self.database.session() as session:  # an empty inbox takes no write lock
+            if session.scalar(sa.select(inbox.c.id).limit(1)) is None:
+                return 0
+        with self.database.session(immediate=True) as session:
+            rows = session.execute(query).all()
+            done, records = [], []
+            for row_id, payload in rows:
+                try:
+                    if is_recipe(payload):  # facts staged by a request: build its messages
+                        records += [audit_record(m) for m in rebuild(payload)]
+                    else:
+                        records.append(record_from_xml(payload))
+                except AuditError as exc:  # never ours to lose: keep it and say so
+                    log.error("audit inbox row %s cannot be indexed: %s", row_id, exc)
+                    continue
+                done.append(row_id)
+            if done:
+                self._enqueue_batch(session, records)
+                session.execute(sa.delete(inbox).where(inbox.c.id.in_(done)))
+        return len(done)
+
+    def _enqueue_batch(self, session: Session, records: list[AuditRecord]) -> None:
+        """``enqueue`` for many records: three multi-row INSERTs, duplicates ignored."""
+        now = utcnow()
+        store_records(session, [(r, record_row(r)) for r in records])
+        deliveries = [
+            {"record_id": r.record_id, "destination": key, "state": PENDING, "attempts": 0,
+             "queued_at": now, "next_attempt_at": now}
+            for r in records
+            for key in self._keys
+        ]
+        _insert(session, AuditDelivery, deliveries, ["record_id", "destination"])
+
+    def index_all(self) -> int:
+        """Index the whole inbox (a search calls this first); return the rows moved."""
+        total = 0
+        while moved := self.index_pending():
+            total += moved
+        return total
 
     def enqueue_many(self, session: Session, items: Iterable[AuditMessage | AuditRecord]) -> int:
         count = 0
@@ -223,10 +314,16 @@ class AuditQueue:
                 ).all()
             )
             failed = session.scalar(sa.select(sa.func.count()).where(d.state == FAILED)) or 0
+            inbox = AuditInboxEntry.__table__
+            unindexed = session.scalar(sa.select(sa.func.count()).select_from(inbox)) or 0
         now = utcnow()
-        report: dict = {"pending": 0, "undeliverable": failed, "destinations": {}}
+        report: dict = {
+            "pending": 0, "undeliverable": failed, "unindexed": unindexed, "destinations": {}
+        }
         for key in sorted(set(rows) | set(self._keys)):
             _, count, oldest, failing_rows = rows.get(key, (key, 0, None, 0))
+            if key in self._keys:
+                count += unindexed  # each inbox row is owed to every destination
             report["pending"] += count
             report["destinations"][key] = {
                 "pending": count,

@@ -3,11 +3,14 @@
 Answers "who saw this patient's records, when, from where" from the local
 store: on a gateway, the records it audited itself (its queue keeps them after
 delivery); on an audit record repository, what it received. Patient and user
-filters go through the indexed ``audit_record_terms``.
+filters go through the indexed ``audit_record_terms``. A search first indexes
+what is still in the inbox (``AuditQueue.index_all``), so it finds every
+committed record, indexed by the sender yet or not.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,9 +18,11 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from gateway.audit.models import TERM_PATIENT, TERM_USER, AuditEntry, AuditTerm
+from gateway.audit.queue import AuditQueue
 from gateway.store.db import Database
 from profiles.atna.codes import EventId, EventType
 
+log = logging.getLogger("gateway.audit")
 OUTCOMES = {0: "success", 4: "minor failure", 8: "serious failure", 12: "major failure"}
 EVENT_NAMES = {
     cv.code: cv.original_text
@@ -144,6 +149,11 @@ def _with_terms(session, entries: list[AuditEntry]) -> list[Found]:
 
 def search(database: Database, query: AuditQuery, *, chunk: int = 500) -> Iterator[Found]:
     """Matching records in event-time order, read ``chunk`` at a time (export streams)."""
+    try:
+        AuditQueue(database).index_all()
+    except sa.exc.SQLAlchemyError as exc:  # a read-only account, say: say what is missing
+        log.warning("audit: the inbox could not be indexed (%s); records not indexed yet "
+                    "are not in this search", type(exc).__name__)
     with database.session() as session:
         result = session.execute(statement(query).execution_options(yield_per=chunk))
         for part in result.scalars().partitions(chunk):

@@ -3,6 +3,8 @@
 One daemon thread per process; every gunicorn worker (and every machine on the
 same PostgreSQL) may run one. They share the work through the database:
 
+* a sender first moves a batch of the inbox (the records requests staged) into
+  the indexed tables and the outbox (``AuditQueue.index_pending``);
 * a sender *claims* a batch of due rows in a short transaction, pushing their
   ``next_attempt_at`` one lease ahead and writing its token; PostgreSQL skips
   rows another sender holds (``FOR UPDATE SKIP LOCKED``), SQLite serialises
@@ -24,6 +26,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,6 +49,7 @@ from gateway.store.models import utcnow
 from profiles.atna.syslog import UDP_MAX_IPV4, audit_syslog
 
 log = logging.getLogger("gateway.audit")
+BACKLOG_LOG_SECONDS = 60.0  # while a repository is down, its backlog is logged this often
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class _Destination:
         self.failures = 0
         self.down_until: datetime | None = None
         self.delivered = 0
+        self.last_backlog_log = 0.0  # time.monotonic() of the last backlog warning
 
 
 class AuditSender:
@@ -167,8 +172,9 @@ class AuditSender:
     # -- one pass -------------------------------------------------------------------------
 
     def run_once(self) -> bool:
-        """One batch per destination that is due; True when any batch was full (more waits)."""
-        busy = False
+        """Index the inbox (a batch), then one batch per destination that is due; True
+        when any batch was full (more waits)."""
+        busy = self.queue.index_pending(self.settings.batch_size) >= self.settings.batch_size
         for dest in self._destinations:
             if self._stop.is_set():
                 break
@@ -259,19 +265,31 @@ class AuditSender:
                 dest.key,
             )
         if retry:
-            level = logging.WARNING if dest.failures == 1 else logging.DEBUG
+            now = time.monotonic()
+            loud = dest.failures == 1 or now - dest.last_backlog_log >= BACKLOG_LOG_SECONDS
+            if loud:
+                dest.last_backlog_log = now
             log.log(
-                level,
-                "audit delivery to %s failed (%s); %d record(s) retried in %.1fs",
+                logging.WARNING if loud else logging.DEBUG,
+                "audit delivery to %s failed (%s); %d record(s) retried in %.1fs; "
+                "backlog %d record(s)",
                 dest.key,
                 result.error,
                 len(retry),
                 delay,
+                self._pending(dest.key) if loud else -1,
             )
         elif dest.failures:
             log.info("audit delivery to %s resumed after %d failure(s)", dest.key, dest.failures)
             dest.failures = 0
             dest.down_until = None
+
+    def _pending(self, key: str) -> int:
+        """Records still owed to destination ``key`` (for the log line while it is down)."""
+        try:
+            return int(self.queue.backlog()["destinations"].get(key, {}).get("pending", 0))
+        except Exception:  # noqa: BLE001 - a log line must not stop delivery
+            return -1
 
     def _mark(self, session, ids: list[int], **values) -> None:
         if ids:

@@ -26,6 +26,7 @@ from lxml import etree
 from certs import authority
 from certs.store import load_certificate, load_private_key
 from gateway.audit.models import AuditEntry
+from gateway.audit.queue import AuditQueue
 from gateway.config import load_config
 from gateway.dispatch import ITI_38
 from gateway.store.db import Database
@@ -222,6 +223,8 @@ def send(gateway, session, data: etree._Element | bytes, *, raw: bytes | None = 
 
 
 def alert_ids(db: Database) -> set[str]:
+    """Security Alert records, after indexing the inbox as ``audit search`` does."""
+    AuditQueue(db).index_all()
     with db.session() as session:
         query = sa.select(AuditEntry.record_id).where(AuditEntry.event_id == "110113")
         return set(session.scalars(query))

@@ -46,6 +46,17 @@ def test_healthz_reports_database(client):
     assert body["home_community_id"] == "urn:oid:1.3.6.1.4.1.21367.2011.2.1"
 
 
+def test_healthz_shows_the_audit_backlog(client):
+    """Records not yet delivered (or indexed) are visible, and are not a failure."""
+    before = client.get("/healthz").get_json()["audit"]
+    client.post("/xds/registry", data=soap("urn:example:Unknown"),
+                content_type="application/soap+xml")  # refused: leaves a security alert
+    body = client.get("/healthz").get_json()
+    assert body["status"] == "ok"
+    assert body["audit"]["unindexed"] + body["audit"]["pending"] > (
+        before["unindexed"] + before["pending"])
+
+
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.path)
 def test_every_route_serves_its_wsdl(client, route):
     resp = client.get(route.path + "?wsdl")

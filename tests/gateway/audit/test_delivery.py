@@ -4,6 +4,7 @@ nothing is lost while a repository is down, and nothing is sent twice."""
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -112,14 +113,15 @@ def test_a_repository_down_while_1000_transactions_run_receives_all_of_them(
     make_sender(db, [dest])
     with caplog.at_level(logging.WARNING, logger="gateway.audit"):
         for i in range(1000):
-            with db.session() as s:  # one transaction each
-                queue.enqueue(s, query_message(i))
+            with db.session() as s:  # one transaction each, staged as a request stages it
+                queue.stage(s, [query_message(i)])
         wait_for(
             lambda: queue.backlog()["destinations"][f"tls://localhost:{port}"]["retrying"] > 0,
             timeout=30,
             what="a failed delivery attempt",
         )
     assert f"audit delivery to tls://localhost:{port} failed" in caplog.text
+    assert re.search(r"; backlog [1-9]\d* record\(s\)", caplog.text)  # the logs show it
     assert "P-1" not in caplog.text and "Jane" not in caplog.text
     report = queue.backlog()
     assert report["pending"] == 1000
@@ -140,9 +142,9 @@ def test_a_burst_of_10000_records_with_two_senders_arrives_exactly_once(
     other = Database(database_url, pool_size=2)  # the second sender, as another process would
     try:
         senders = [make_sender(db, [dest]), make_sender(other, [dest])]
-        for t in range(1000):  # 1,000 transactions of 10 records, while both senders drain
-            with db.session() as s:
-                queue.enqueue_many(s, (query_message(t * 10 + i) for i in range(10)))
+        for t in range(1000):  # 1,000 transactions of 10 records, while both senders
+            with db.session() as s:  # index the inbox and drain the outbox
+                queue.stage(s, (query_message(t * 10 + i) for i in range(10)))
         wait_for(lambda: stored(repo_db) == 10_000, timeout=240, what="10,000 records stored")
         wait_for(lambda: states(db) == {SENT: 10_000}, timeout=30, what="all marked sent")
     finally:

@@ -28,6 +28,8 @@ def auditor(db: Database) -> Auditor:
 
 
 def entries(db: Database) -> list[AuditEntry]:
+    """The indexed trail, after indexing what requests staged in the inbox."""
+    AuditQueue(db).index_all()
     with db.session() as s:
         return list(s.scalars(sa.select(AuditEntry).order_by(AuditEntry.event_time)))
 

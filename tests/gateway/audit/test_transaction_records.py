@@ -21,6 +21,7 @@ from lxml import etree
 
 from gateway.app import create_app
 from gateway.audit.models import AuditEntry
+from gateway.audit.queue import AuditQueue
 from gateway.client import OutboundClient
 from gateway.config import config_from_dict
 from gateway.dispatch import ROUTES, Route
@@ -68,6 +69,7 @@ class Audited(Gateway):
     pool: ThreadPoolExecutor
 
     def records(self) -> dict[str, AuditEntry]:
+        AuditQueue(self.runtime.database).index_all()  # what the sender would do
         with self.runtime.database.session() as s:
             return {e.record_id: e for e in s.scalars(sa.select(AuditEntry))}
 
@@ -273,6 +275,30 @@ def case_iti55(gw: Audited) -> Case:
                                 query=body.find(".//{*}queryByParameter"))])
 
 
+def case_ig_xcpd(gw: Audited) -> Case:
+    """/ig/xcpd: the IPF request fanned out to GOOD, which knows the person as J-1."""
+    from gateway.xcpd.fanout import DiscoveryFanOut
+    from profiles.xcpd.query import parse_patient_discovery_query
+    from tests.gateway.xcpd.peers import XcpdPeers
+
+    body = sample_body(IPF + "xcpd-iti55-PRPA_IN201305UV02-request.xml", "PRPA_IN201305UV02")
+    asked = parse_patient_discovery_query(body).parameters
+    peers = XcpdPeers(behaviours=gw.peers.behaviours)
+    peers.knows(GOOD, Person(names=asked.names, gender=asked.gender,
+                             birth_time=asked.birth_time), "J-1")
+    xca = gw.runtime.ports.xca
+    gw.runtime.ports.xcpd = DiscoveryFanOut.beside(
+        FanOut(OutboundClient(peers.transport()), xca.directory, pool=xca.pool),
+        deadline_seconds=5)
+    ids = tuple(cx(v) for v in body.iterfind(".//{*}livingSubjectId/{*}value")
+                if v.get("extension"))
+    theirs = f"J-1^^^&{GOOD}.1&ISO"
+    return Case(body, [Expected("ITI-55", patients=(*ids, theirs),
+                                query=body.find(".//{*}queryByParameter"))],
+                outbound=[Expected("ITI-55", Side.INITIATOR, patients=(theirs,),
+                                   partner=partner(GOOD).endpoint("ITI-55"))])
+
+
 MERGE = "pixv3-iti44-PRPA_IN201304UV02-merge_maximal.xml"
 CASES: dict[tuple[str, str], Callable[[Audited], Case]] = {
     ("/xca/query", "urn:ihe:iti:2007:CrossGatewayQuery"): case_iti38,
@@ -280,6 +306,7 @@ CASES: dict[tuple[str, str], Callable[[Audited], Case]] = {
     ("/ig/query", "urn:ihe:iti:2007:RegistryStoredQuery"): case_ig_query,
     ("/ig/retrieve", "urn:ihe:iti:2007:RetrieveDocumentSet"): case_ig_retrieve,
     ("/xcpd", f"{HL7V3}PRPA_IN201305UV02:CrossGatewayPatientDiscovery"): case_iti55,
+    ("/ig/xcpd", f"{HL7V3}PRPA_IN201305UV02:CrossGatewayPatientDiscovery"): case_ig_xcpd,
     ("/xds/registry", "urn:ihe:iti:2007:RegisterDocumentSet-b"): case_iti42,
     ("/xds/registry", "urn:ihe:iti:2007:RegistryStoredQuery"): case_iti18,
     ("/xds/repository", "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"): case_iti41,
@@ -587,3 +614,29 @@ def test_mllp_failures_are_audited(gw, audit_schema):
     assert [(e.event_id, e.event_type, e.outcome) for e, _ in new] == [
         ("110110", "ITI-8", 4), ("110113", "110144", 8)]
     assert all(audit_schema.validate(etree.fromstring(e.xml)) for e, _ in new)
+
+
+WRITERS = {  # routes that store data: their record must be in the data's own commit
+    ("/xds/registry", "urn:ihe:iti:2007:RegisterDocumentSet-b"),
+    ("/xds/repository", "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"),
+    ("/pix", f"{HL7V3}PRPA_IN201301UV02"),
+    ("/pix", f"{HL7V3}PRPA_IN201302UV02"),
+    ("/pix", f"{HL7V3}PRPA_IN201304UV02"),
+}
+
+
+@pytest.mark.parametrize(("path", "action"), sorted(WRITERS))
+def test_a_data_commit_carries_its_record_even_if_finish_never_runs(gw, monkeypatch, path,
+                                                                    action) -> None:
+    """The process dies after the data commit, before the answer is closed: no record
+    may be missing (issue 7: 'within the transaction's own commit')."""
+    from gateway.audit.hook import RequestAudit
+
+    monkeypatch.setattr(RequestAudit, "finish", lambda self, **outcome: None)
+    case = CASES[(path, action)](gw)
+    before = gw.records()
+    answer = gw.post(path, action, case.body, case.parts)
+    assert answer.status == 200 and ack_code(answer.body) in (None, "AA")
+    new = gw.new_records(before)
+    assert len(new) == len(case.expected)  # a merge: Delete and Update
+    assert {(e.event_type, e.outcome) for e, _ in new} == {(case.expected[0].transaction, 0)}

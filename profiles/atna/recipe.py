@@ -1,0 +1,136 @@
+"""A transaction's audit record as its recipe: the builders' inputs, as compact JSON.
+
+Building the DICOM message and serialising it costs more than storing it
+(``bench/audit.py --breakdown``), and the request does not need the XML: it
+needs the record to be durable. So the request path stores the *inputs* of
+``transaction_records`` (transaction, side, occasion, endpoints, human
+requestor, noted facts), and the indexer builds the messages later with the
+same pure functions, byte for byte what the request would have built. If the
+facts turn out too thin for the builder (``AuditError``), the recipe's alert
+fallback gives the Security Alert the request path would have written.
+
+A recipe is JSON, never pickle: whoever can write the database must not be able
+to run code in the sender. It always starts with ``{``, audit XML with ``<``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+
+from profiles.atna.codes import EventType, Side
+from profiles.atna.events import DocumentRef, Endpoint, HumanRequestor, Occasion
+from profiles.atna.facts import AuditFacts, Feed, transaction_records
+from profiles.atna.message import (
+    AuditError,
+    AuditMessage,
+    AuditSourceIdentification,
+    CodedValue,
+    EventOutcome,
+)
+from profiles.atna.nodes import security_alert
+
+VERSION = 1
+
+
+def is_recipe(payload: bytes) -> bool:
+    return payload[:1] == b"{"
+
+
+def transaction_recipe(
+    transaction: str,
+    side: Side,
+    occasion: Occasion,
+    *,
+    initiator: Endpoint,
+    responder: Endpoint,
+    human: HumanRequestor | None,
+    facts: AuditFacts,
+    fallback_id: str,
+    reporter: Endpoint,
+    subject: str,
+) -> bytes:
+    """The recipe of ``transaction_records(...)``; ``reporter`` and ``subject`` are for
+    the Security Alert that stands in if the facts cannot be described."""
+    src = occasion.audit_source
+    recipe = {
+        "v": VERSION,
+        "t": transaction,
+        "s": side.value,
+        "o": [src.audit_source_id, src.enterprise_site_id, [_cv(c) for c in src.type_codes],
+              occasion.when.isoformat(), int(occasion.outcome), occasion.outcome_description],
+        "i": _end(initiator),
+        "r": _end(responder),
+        "h": None if human is None else [
+            human.subject_id, human.name_id, human.issuer, human.sp_provided_id,
+            human.organization, human.organization_id, [_cv(c) for c in human.roles],
+            [_cv(c) for c in human.purposes_of_use]],
+        "f": [None if facts.query is None else base64.b64encode(facts.query).decode("ascii"),
+              facts.query_id, facts.patient_ids, facts.home_community_id,
+              [[d.document_id, d.repository_id, d.home_community_id] for d in facts.documents],
+              facts.submission_set_id,
+              [[f.trigger, f.patient_id, list(f.prior_patient_ids)] for f in facts.feeds],
+              facts.message_id],
+        "b": fallback_id,
+        "a": [_end(reporter), subject],
+    }
+    return json.dumps(recipe, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def rebuild(payload: bytes) -> tuple[AuditMessage, ...]:
+    """The messages a recipe describes (raises AuditError for a recipe it cannot read)."""
+    try:
+        r = json.loads(payload)
+        if r.get("v") != VERSION:
+            raise AuditError(f"unknown audit recipe version {r.get('v')!r}")
+        source_id, site_id, types, when, outcome, description = r["o"]
+        source = AuditSourceIdentification(source_id, site_id, tuple(_coded(c) for c in types))
+        occasion = Occasion(source, datetime.fromisoformat(when), EventOutcome(outcome),
+                            description)
+        query, query_id, patients, hcid, docs, ss_id, feeds, message_id = r["f"]
+        facts = AuditFacts(
+            query=None if query is None else base64.b64decode(query), query_id=query_id,
+            patient_ids=list(patients), home_community_id=hcid,
+            documents=[DocumentRef(*d) for d in docs], submission_set_id=ss_id,
+            feeds=[Feed(t, p, tuple(prior)) for t, p, prior in feeds], message_id=message_id,
+        )
+        initiator = _endpoint(r["i"])
+        reporter, subject = _endpoint(r["a"][0]), r["a"][1]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise AuditError(f"unreadable audit recipe: {type(exc).__name__}") from None
+    try:
+        return transaction_records(
+            r["t"], Side(r["s"]), occasion, initiator=initiator, responder=_endpoint(r["r"]),
+            human=_human(r["h"]), facts=facts, fallback_id=r["b"],
+        )
+    except AuditError:  # too little was noted: the alert the request path gave
+        what = f"{r['t']} request"
+        return (security_alert(EventType.AUTHORIZATION_DECISION, occasion, reporter=reporter,
+                               performer=initiator, subject=subject,
+                               description=f"{what} refused: {description}" if description
+                               else f"{what} refused"),)
+
+
+def _cv(c: CodedValue) -> list[str]:
+    return [c.code, c.system_name, c.original_text, c.display_name]
+
+
+def _coded(values: list[str]) -> CodedValue:
+    return CodedValue(*values)
+
+
+def _end(e: Endpoint) -> list[str | None]:
+    return [e.user_id, e.host, e.process_id, e.user_name]
+
+
+def _endpoint(values: list) -> Endpoint:
+    return Endpoint(*values)
+
+
+def _human(values: list | None) -> HumanRequestor | None:
+    if values is None:
+        return None
+    *names, roles, purposes = values
+    return HumanRequestor(*names, roles=tuple(_coded(c) for c in roles),
+                          purposes_of_use=tuple(_coded(c) for c in purposes))

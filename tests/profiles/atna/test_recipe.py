@@ -1,0 +1,74 @@
+"""A recipe rebuilds, byte for byte, the records the request would have built."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from profiles.atna.codec import audit_message_to_bytes
+from profiles.atna.codes import FEED_ACTIONS, TRANSACTIONS, AuditSourceType, Kind, Side
+from profiles.atna.events import DocumentRef, Endpoint, HumanRequestor, Occasion
+from profiles.atna.facts import AuditFacts, Feed, transaction_records
+from profiles.atna.message import AuditError, AuditSourceIdentification, CodedValue, EventOutcome
+from profiles.atna.recipe import is_recipe, rebuild, transaction_recipe
+
+SOURCE = AuditSourceIdentification(
+    "urn:oid:1.2.3", "Hôpital Ω", (AuditSourceType.APPLICATION_SERVER,)
+)
+HUMAN = HumanRequestor(
+    subject_id="Dr. Jane Smith", name_id="jsmith", issuer="https://idp.example.net",
+    sp_provided_id="js", organization="Example", organization_id="urn:oid:1.2",
+    roles=(CodedValue("307969004", "SNOMED_CT", "Public Health", "PH"),),
+    purposes_of_use=(CodedValue("TREATMENT", "nhin-purpose", "Treatment"),),
+)
+INITIATOR = Endpoint("http://www.w3.org/2005/08/addressing/anonymous", host="10.1.2.3",
+                     user_name="CN=partner")
+RESPONDER = Endpoint("https://gw.example.org/xca/query", host="gw", process_id="42")
+REPORTER = Endpoint("ihe-gateway", host="gw", process_id="42")
+
+
+def facts_for(kind: Kind) -> AuditFacts:
+    return AuditFacts(
+        query=b"<AdhocQueryRequest \xc3\xa9/>" if kind is Kind.QUERY else None,
+        query_id="urn:uuid:q-1", patient_ids=["P-1^^^&1.2.3&ISO", "P-2^^^&1.2.3&ISO"],
+        home_community_id="urn:oid:1.2.3",
+        documents=[DocumentRef("1.2.3.4", "1.2.3.5", "urn:oid:1.2.3"), DocumentRef("9.9")],
+        submission_set_id="1.2.3.99", message_id="m-1@1.2.3",
+        feeds=[Feed(t, "P-1^^^&1.2.3&ISO", ("P-0^^^&1.2.3&ISO",)) for t in FEED_ACTIONS][:2],
+    )
+
+
+@pytest.mark.parametrize("transaction", sorted(TRANSACTIONS))
+@pytest.mark.parametrize("human", [HUMAN, None])
+def test_a_recipe_rebuilds_the_same_bytes(transaction: str, human) -> None:
+    kind = TRANSACTIONS[transaction].kind
+    occasion = Occasion(SOURCE, datetime(2026, 11, 25, 23, 0, 1, 123456, tzinfo=UTC),
+                        EventOutcome.MINOR_FAILURE, "XDSRegistryError")
+    common = {"initiator": INITIATOR, "responder": RESPONDER, "human": human,
+              "facts": facts_for(kind), "fallback_id": "urn:uuid:m-1"}
+    try:
+        wanted = transaction_records(transaction, Side.RESPONDER, occasion, **common)
+    except AuditError:
+        pytest.skip(f"{transaction}: these facts do not describe it")
+    recipe = transaction_recipe(transaction, Side.RESPONDER, occasion, **common,
+                                reporter=REPORTER, subject=RESPONDER.user_id)
+    assert is_recipe(recipe)
+    assert [audit_message_to_bytes(m) for m in rebuild(recipe)] == [
+        audit_message_to_bytes(m) for m in wanted
+    ]
+
+
+def test_facts_the_builder_refuses_become_the_security_alert() -> None:
+    occasion = Occasion(SOURCE, datetime(2026, 11, 25, tzinfo=UTC), EventOutcome.SUCCESS)
+    bad = AuditFacts(feeds=[Feed("Z99", "P-1^^^&1.2.3&ISO")])
+    recipe = transaction_recipe("ITI-8", Side.RESPONDER, occasion, initiator=INITIATOR,
+                                responder=RESPONDER, human=None, facts=bad, fallback_id="m",
+                                reporter=REPORTER, subject="mllp://gw:2575")
+    (alert,) = rebuild(recipe)
+    assert alert.event.event_id.code == "110113"
+
+
+def test_an_unreadable_recipe_is_an_audit_error() -> None:
+    with pytest.raises(AuditError):
+        rebuild(b'{"v": 1, "t": "ITI-38"}')

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.partners.model import Partner, PartnerError, partner_from_table
+from gateway.settings import Mllp, matching_from, mllp_from
+from profiles.xcpd.matching import MatchConfig
 
 OID_RE = re.compile(r"^(urn:oid:)?[0-2](\.(0|[1-9][0-9]*))+$")
 ROLE_NAMES = (
@@ -119,6 +121,15 @@ class Xdr:
 
 
 @dataclass(frozen=True)
+class Xcpd:
+    """[xcpd]: patient discovery as initiator. ``discovery``: an ITI-18 for a patient no
+    partner is correlated with first runs ITI-55 to every partner (gateway.xcpd.wiring)."""
+
+    discovery: bool = True
+    deadline_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class Config:
     community: Community
     server: Server
@@ -135,6 +146,9 @@ class Config:
     registry: Registry = field(default_factory=Registry)
     repository: Repository = field(default_factory=Repository)
     xdr: Xdr = field(default_factory=Xdr)
+    xcpd: Xcpd = field(default_factory=Xcpd)
+    mllp: Mllp = field(default_factory=Mllp)  # [mllp]: gateway.settings
+    matching: MatchConfig = field(default_factory=MatchConfig)  # [matching]: gateway.settings
     source: Path | None = None
 
     def has_role(self, role: str) -> bool:
@@ -381,6 +395,15 @@ def config_from_dict(
     xr = top.sub("xdr")
     xdr = Xdr(handoff_dir=resolve(xr.get("handoff_dir", str, None)))
     xr.finish()
+    xp = top.sub("xcpd")
+    xcpd = Xcpd(discovery=xp.get("discovery", bool, True),
+                deadline_seconds=float(xp.get("deadline_seconds", (int, float), 30.0,
+                                              check=_positive)))
+    xp.finish()
+
+    mllp = mllp_from(top.sub("mllp"), have_tls=tls is not None or "tls" in data,
+                     server_host=server.host, server_port=server.port)
+    matching = matching_from(top.sub("matching"))
 
     dg = top.sub("diagnostics")
     diagnostics = dg.get("enabled", bool, False)
@@ -405,5 +428,8 @@ def config_from_dict(
         registry=registry,
         repository=repository,
         xdr=xdr,
+        xcpd=xcpd,
+        mllp=mllp,
+        matching=matching,
         source=source,
     )

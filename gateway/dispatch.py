@@ -17,6 +17,7 @@ from profiles.xca.ig_query import IG_ITI_18
 from profiles.xca.ig_retrieve import IG_ITI_43
 from profiles.xca.iti38 import ITI_38
 from profiles.xca.iti39 import ITI_39
+from profiles.xcpd.ig_iti55 import IG_ITI_55
 from profiles.xcpd.iti55 import ITI_55
 from profiles.xds.iti18 import ITI_18
 from profiles.xds.iti41 import ITI_41, ITI_41_XDR
@@ -32,15 +33,6 @@ def planned(
         id=id, name=name, action=action, reply_action=reply, error_form=form, mtom_response=mtom
     )
 
-
-# The initiating side of ITI-55 (fan-out to partners) is not written yet; /xcpd responds.
-ITI_55_INITIATING = planned(
-    "ITI-55",
-    "Cross Gateway Patient Discovery",
-    "urn:hl7-org:v3:PRPA_IN201305UV02:CrossGatewayPatientDiscovery",
-    "urn:hl7-org:v3:PRPA_IN201306UV02:CrossGatewayPatientDiscovery",
-    ErrorForm.HL7V3_ACK,
-)
 
 
 @dataclass(frozen=True)
@@ -62,7 +54,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/ig/query", "initiating_gateway", "ig-query.wsdl", (IG_ITI_18,)),
     Route("/ig/retrieve", "initiating_gateway", "ig-retrieve.wsdl", (IG_ITI_43,)),
     Route("/xcpd", "xcpd", "xcpd.wsdl", (ITI_55,)),
-    Route("/ig/xcpd", "initiating_gateway", "ig-xcpd.wsdl", (ITI_55_INITIATING,)),
+    Route("/ig/xcpd", "initiating_gateway", "ig-xcpd.wsdl", (IG_ITI_55,)),
     Route("/xds/registry", "registry", "xds-registry.wsdl", (ITI_42, ITI_18)),
     Route("/xds/repository", "repository", "xds-repository.wsdl", (ITI_41, ITI_43)),
     Route("/xdr", "xdr", "xdr.wsdl", (ITI_41_XDR,)),

@@ -36,11 +36,14 @@ class Ports:
     repository: Any = None
     partners: Any = None
     audit: Any = None
+    matching: Any = None  # XCPD's MatchConfig from [matching] (profiles.xcpd.matching)
     xca: Any = None  # the initiating gateway's fan-out (profiles.xca.ports.InitiatingGateway)
+    xcpd: Any = None  # patient discovery as initiator (profiles.xcpd.ports.DiscoveryGateway)
 
 
 def build_ports(config: Config, database: Database, blobs: FileBlobStore) -> Ports:
-    ports = Ports(config=config, database=database, blobs=blobs, clock=SystemClock())
+    ports = Ports(config=config, database=database, blobs=blobs, clock=SystemClock(),
+                  matching=config.matching)
     # Adapters register here, one line each, e.g.:
     # ports.patients = SqlPatientIndex(database)
     ports.patients = SqlPatientIndex(database)
@@ -58,4 +61,7 @@ def build_ports(config: Config, database: Database, blobs: FileBlobStore) -> Por
         from gateway.xca.wiring import build_fanout
 
         ports.xca = build_fanout(config, ports)
+        from gateway.xcpd.wiring import wire_discovery
+
+        wire_discovery(config, ports)  # ports.xcpd; XCPD before XCA when [xcpd] discovery
     return ports

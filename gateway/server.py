@@ -14,6 +14,9 @@ Why these choices:
 - SIGTERM stops gracefully (in-flight requests finish); SIGHUP re-reads
   gateway.toml and starts new workers, which also picks up a changed trust
   store or certificate (each worker builds its TLS context once).
+- With ``[mllp] enabled`` the PIX Manager's HL7 v2 listener runs beside gunicorn
+  as a child process the arbiter supervises (``gateway.mllp_service`` says why a
+  process and not a thread); it stops with the server and reloads on SIGHUP.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 import click
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from gateway.config import Config, ConfigError, Tls, load_config
 from gateway.logs import JsonFormatter, configure_logging
@@ -170,6 +174,25 @@ def _worker_exit(server: Any, worker: Any) -> None:
         runtime.database.dispose()
 
 
+class GatewayArbiter(Arbiter):
+    """gunicorn's arbiter, also minding the MLLP listener (``app.mllp``) from its loop."""
+
+    def manage_workers(self) -> None:
+        super().manage_workers()
+        if self.app.mllp is not None:
+            self.app.mllp.supervise()
+
+    def handle_hup(self) -> None:
+        super().handle_hup()
+        config, app = self.app.gateway_config, self.app
+        if app.mllp is None and config.mllp.enabled and app.config_path is not None:
+            from gateway.mllp_service import MllpChild  # [mllp] switched on in gateway.toml
+
+            app.mllp = MllpChild(Path(app.config_path))
+        if app.mllp is not None:
+            app.mllp.reload(config)
+
+
 class GatewayApplication(BaseApplication):
     """gunicorn driven from code: settings from gateway.toml, the app from create_app."""
 
@@ -186,7 +209,16 @@ class GatewayApplication(BaseApplication):
         self.config_path = config_path
         self.overrides = {"port": port, "workers": workers, "http": http}
         self._loaded = False
+        self.mllp: Any = None  # gateway.mllp_service.MllpChild when [mllp] is enabled
         super().__init__(prog="ihe-gateway serve")
+
+    def run(self) -> None:
+        try:
+            GatewayArbiter(self).run()
+        except RuntimeError as exc:  # as BaseApplication.run reports gunicorn's own errors
+            sys.stderr.write(f"\nError: {exc}\n\n")
+            sys.stderr.flush()
+            sys.exit(1)
 
     def load_config(self) -> None:
         if self._loaded and self.config_path is not None:
@@ -242,13 +274,23 @@ def serve(
         _warn_expiry(config)
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # SQLite's file lives here
     _migrate(config.database_url)
+    mllp = _mllp_child(config, config_path)
     auditor = _node_auditor(config)
     auditor.application_activity(True, launcher="ihe-gateway serve")
+    application = None
     try:
-        GatewayApplication(
+        application = GatewayApplication(
             config, config_path=config_path, port=port, workers=workers, http=http
-        ).run()
+        )
+        if mllp is not None:
+            application.mllp = mllp
+            mllp.start()
+        application.run()
     finally:
+        if application is not None and application.mllp is not None:
+            application.mllp.stop()  # the one started here, or one a reload switched on
+        elif mllp is not None:
+            mllp.stop()
         auditor.application_activity(False, launcher="ihe-gateway serve")
         auditor.queue.database.dispose()
 
@@ -262,6 +304,28 @@ def _warn_expiry(config: Config) -> None:
             subject = entry.cert.subject.rfc4514_string() if entry.cert else "?"
             log.warning("certificate %s: %s %s in %s (%s), %s days left", entry.status(),
                         entry.role, subject, entry.file, entry.user, entry.days_left())
+
+
+def _mllp_child(config: Config, config_path: Path | None):
+    """The MLLP listener to start, checked first (address free, TLS files usable)."""
+    if not config.mllp.enabled:
+        return None
+    import socket
+
+    from gateway.mllp_service import MllpChild, address, tls_context
+
+    path = config_path or config.source
+    if path is None:
+        raise ServeError("[mllp] needs the configuration file (serve --config F)")
+    tls_context(config)  # raises ServeError when the files are unusable
+    host, port = address(config)
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.create_server((host, port), family=family):
+            pass
+    except OSError as exc:
+        raise ServeError(f"[mllp] cannot listen on {host}:{port}: {exc}") from None
+    return MllpChild(Path(path))
 
 
 def _node_auditor(config: Config):

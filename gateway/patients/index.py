@@ -8,20 +8,24 @@ lost) raises ``IndexBusy``, which XCPD answers with ResponderBusy.
 
 Linking: a record joins the group of every active record it names among its
 other identifiers, and of every record that names it; groups that meet are
-unified. A merge retires the obsolete records: their correlations move to the
-survivor, and the records cross-referenced to them join the survivor's group.
+unified. A merge retires the obsolete records: their correlations, other ids and
+registry documents move to the survivor, the records cross-referenced to them join
+the survivor's group, and the request's audit records commit with it
+(``gateway.patients.merging``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gateway.partners.model import hcid
+from gateway.patients import merging
 from gateway.patients.models import (
     ACTIVE,
     MERGED,
@@ -226,43 +230,49 @@ class SqlPatientIndex:
             session.refresh(row)
 
     def merge(self, survivor: PatientRecord, obsolete: Iterable[II], *,
-              source: str | None = None) -> MergeResult:
+              source: str | None = None, audit: Any = None) -> MergeResult:
         """Retire each obsolete id into ``survivor`` (stored or updated from the message)."""
+        return self.merge_all([(survivor, obsolete)], source=source, audit=audit)[0]
 
-        def work(session: Session) -> MergeResult:
-            kept, _ = self._store(session, survivor)
-            merged, unknown, total = [], [], 0
-            for ii in obsolete:
-                if key_of(ii) == key_of(survivor.id):
-                    continue
-                row = self._row(session, ii)
-                moved = 0
-                if row is None:
-                    unknown.append(ii)
-                else:
-                    moved = self._retire(session, row, kept)
-                    merged.append(ii)
-                total += moved
-                session.add(PatientMerge(
-                    survivor_id=kept.id, obsolete_root=ii.root or "",
-                    obsolete_extension=ii.extension or "", obsolete_id=row.id if row else None,
-                    correlations_moved=moved, source=source, merged_at=utcnow()))
-            return MergeResult(survivor.id, tuple(merged), tuple(unknown), total)
+    def merge_all(self, merges: Sequence[tuple[PatientRecord, Iterable[II]]], *,
+                  source: str | None = None, audit: Any = None) -> tuple[MergeResult, ...]:
+        """Several merges (an A40 with several PID/MRG pairs) in one transaction, with the
+        registry objects, correlations and cross-references of each obsolete id, and the
+        request's audit records (``audit``: its AuditSink) when it can bind to a session."""
+        pairs = [(s, tuple(o)) for s, o in merges]
+
+        def work(session: Session) -> tuple[MergeResult, ...]:
+            with merging.bound(audit, session):  # the records commit with the merge
+                return tuple(self._merge(session, s, o, source) for s, o in pairs)
 
         return self._write(work)
 
-    @staticmethod
-    def _retire(session: Session, row: Patient, survivor: Patient) -> int:
-        moved = session.execute(
-            sa.update(PatientCorrelation).where(PatientCorrelation.patient_id == row.id)
-            .values(patient_id=survivor.id, updated_at=utcnow())).rowcount
-        session.execute(sa.update(Patient).where(Patient.group_id == row.group_id)
-                        .values(group_id=survivor.group_id))
-        session.execute(sa.delete(PatientKey).where(PatientKey.patient_id == row.id))
-        row.status, row.merged_into_id, row.updated_at = MERGED, survivor.id, utcnow()
-        session.flush()
-        session.refresh(survivor)
-        return moved or 0
+    def _merge(self, session: Session, survivor: PatientRecord, obsolete: Iterable[II],
+               source: str | None) -> MergeResult:
+        kept, _ = self._store(session, survivor)
+        merged, unknown, total, objects = [], [], 0, merging.MovedObjects()
+        for ii in obsolete:
+            if key_of(ii) == key_of(survivor.id):
+                continue
+            row = self._row(session, ii)
+            moved = 0
+            if row is None:
+                unknown.append(ii)
+            else:
+                moved = merging.retire(session, row, kept)
+                merged.append(ii)
+            if ii.root and ii.extension:
+                objects += merging.move_documents(session, ii, survivor.id)
+            total += moved
+            session.add(PatientMerge(
+                survivor_id=kept.id, obsolete_root=ii.root or "",
+                obsolete_extension=ii.extension or "", obsolete_id=row.id if row else None,
+                correlations_moved=moved, source=source, merged_at=utcnow()))
+        if merged:
+            self._link(session, kept, {(r, e) for r, e in session.execute(
+                sa.select(PatientOtherId.root, PatientOtherId.extension)
+                .where(PatientOtherId.patient_id == kept.id))})
+        return MergeResult(survivor.id, tuple(merged), tuple(unknown), total, objects.total)
 
     # -- CrossReferences -------------------------------------------------------------------
 
@@ -294,25 +304,24 @@ class SqlPatientIndex:
 
     def cross_references(self, pid: II) -> list[II]:
         """The person's other active ids, then the other ids their sources listed."""
+        root, extension = key_of(pid)
         with self._session() as session:
-            row = self._row(session, pid)
-            if row is None:
-                return []
-            members = list(session.scalars(
-                sa.select(Patient).where(Patient.group_id == row.group_id,
-                                         Patient.status == ACTIVE).order_by(Patient.id)))
-            others = session.execute(
-                sa.select(PatientOtherId.root, PatientOtherId.extension)
-                .where(PatientOtherId.patient_id.in_([m.id for m in members]))
-                .order_by(PatientOtherId.root, PatientOtherId.extension)).all()
-            retired = {(r, e) for r, e in session.execute(
-                sa.select(Patient.root, Patient.extension).where(
-                    Patient.status == MERGED, any_id(Patient.root, Patient.extension, others)))}
-        found: dict[tuple[str, str], II] = {}
-        for ii in [*map(id_of, members), *(II(r, e) for r, e in others if (r, e) not in retired)]:
-            found.setdefault(key_of(ii), ii)
-        found.pop(key_of(pid), None)
-        return list(found.values())
+            return _ids_of_groups(session, sa.select(Patient.id).where(
+                Patient.root == root, Patient.extension == extension), pid)
+
+    def local_ids(self, pid: II) -> list[II]:
+        """Our ids for the person ``pid`` names, in whatever domain it is: the group of the
+        record with that id, of the records listing it as another id and of those a
+        partner correlated it with (ITI-38's patient-id translation); then the other ids
+        those records list. Without ``pid``. Indexed look-ups, one session."""
+        root, extension = key_of(pid)
+        direct = sa.select(Patient.id).where(Patient.root == root, Patient.extension == extension)
+        listing = sa.select(PatientOtherId.patient_id).where(
+            PatientOtherId.root == root, PatientOtherId.extension == extension)
+        correlated = sa.select(PatientCorrelation.patient_id).where(
+            PatientCorrelation.root == root, PatientCorrelation.extension == extension)
+        with self._session() as session:
+            return _ids_of_groups(session, sa.union(direct, listing, correlated), pid)
 
     # -- Candidates ------------------------------------------------------------------------
 
@@ -341,6 +350,7 @@ class SqlPatientIndex:
 
     def record_correlation(self, ours: II, theirs: II, home_community_id: str) -> None:
         root, extension = checked_id(theirs)
+        home_community_id = hcid(home_community_id)  # one form, whoever wrote it (v3: bare)
 
         def work(session: Session) -> None:
             row = self._row(session, ours)
@@ -366,3 +376,44 @@ class SqlPatientIndex:
                 PatientCorrelation.patient_id == row.id).order_by(PatientCorrelation.id))
             return [Correlation(id_of(row), II(c.root, c.extension), c.home_community_id)
                     for c in found]
+
+    # -- merge history (patients show) -----------------------------------------------------
+
+    def merge_history(self, pid: II) -> list[tuple[II, str | None, str, int]]:
+        """The ids merged into ``pid``'s record, oldest first: (retired id, source,
+        ISO time, correlations moved)."""
+        with self._session() as session:
+            row = self._row(session, pid)
+            if row is None:
+                return []
+            found = session.scalars(sa.select(PatientMerge).where(
+                PatientMerge.survivor_id == row.id).order_by(PatientMerge.id))
+            return [(II(m.obsolete_root, m.obsolete_extension), m.source,
+                     m.merged_at.isoformat(timespec="seconds"), m.correlations_moved or 0)
+                    for m in found]
+
+
+def _ids_of_groups(session: Session, patients: sa.Select | sa.CompoundSelect, pid: II
+                   ) -> list[II]:
+    """The active ids in the groups of ``patients`` (a select of Patient.id), then the
+    other ids those records list (retired ones left out); without ``pid``."""
+    groups = sa.select(Patient.group_id).where(Patient.id.in_(patients),
+                                               Patient.status == ACTIVE)
+    members = list(session.scalars(
+        sa.select(Patient).where(Patient.group_id.in_(groups), Patient.status == ACTIVE)
+        .order_by(Patient.id)))
+    if not members:
+        return []
+    others = session.execute(
+        sa.select(PatientOtherId.root, PatientOtherId.extension)
+        .where(PatientOtherId.patient_id.in_([m.id for m in members]))
+        .order_by(PatientOtherId.root, PatientOtherId.extension)).all()
+    retired = {(r, e) for r, e in session.execute(
+        sa.select(Patient.root, Patient.extension).where(
+            Patient.status == MERGED, any_id(Patient.root, Patient.extension, others)))
+    } if others else set()
+    found: dict[tuple[str, str], II] = {}
+    for ii in [*map(id_of, members), *(II(r, e) for r, e in others if (r, e) not in retired)]:
+        found.setdefault(key_of(ii), ii)
+    found.pop(key_of(pid), None)
+    return list(found.values())

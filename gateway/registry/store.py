@@ -61,8 +61,8 @@ def _time(value: str | None) -> str | None:
     return dtm_low(value) if value and is_dtm(value) else None
 
 
-def _xml(obj: RegistryObject) -> bytes:
-    """The object's ebRIM XML; status and home live in columns, not here."""
+def stored_xml(obj: RegistryObject) -> bytes:
+    """The object's ebRIM XML as stored; status and home live in columns, not here."""
     obj = replace(obj, home_community_id=None, availability_status=None)
     return etree.tostring(registry_object_list_to_xml([obj])[0])
 
@@ -86,7 +86,7 @@ def _persons(authors) -> list[str]:
 
 def to_row(obj: RegistryObject) -> Any:
     status = (obj.availability_status or AvailabilityStatus.APPROVED).value
-    common = {"entry_uuid": obj.entry_uuid, "status": status, "xml": _xml(obj)}
+    common = {"entry_uuid": obj.entry_uuid, "status": status, "xml": stored_xml(obj)}
     if isinstance(obj, DocumentEntry):
         return DocumentEntryRow(
             **common, logical_id=obj.logical_id or obj.entry_uuid, unique_id=obj.unique_id,
@@ -148,10 +148,34 @@ def load_ids(session: Session, table: Any, ids: Sequence[int]) -> list[RegistryO
 
 
 class SqlRegistryTransaction:
-    """RegistryTransaction over one open Session."""
+    """RegistryTransaction over one open Session.
 
-    def __init__(self, session: Session, known_patient) -> None:
-        self.session, self.known_patient = session, known_patient
+    With ``patients_here`` (the patient index lives in this database) a patient id is
+    checked inside this transaction, its row locked for share on PostgreSQL: a merge
+    retiring it either commits first (the submission is refused, XDSUnknownPatientId)
+    or waits for this one and then moves its documents too. Never both half-way.
+    """
+
+    def __init__(self, session: Session, known_patient, *, patients_here: bool = False) -> None:
+        self.session, self._known_elsewhere = session, known_patient
+        self.patients_here = patients_here
+
+    def known_patient(self, patient_id: str) -> bool:
+        if not self.patients_here:
+            return bool(self._known_elsewhere(patient_id))
+        from gateway.patients.models import ACTIVE, Patient
+        from profiles.pix.ports import parse_cx
+
+        try:
+            ii = parse_cx(patient_id)
+        except ValueError:
+            return False
+        query = sa.select(Patient.id).where(Patient.root == ii.root,
+                                            Patient.extension == ii.extension,
+                                            Patient.status == ACTIVE)
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(read=True)
+        return self.session.scalar(query) is not None
 
     def _first(self, table: Any, condition) -> RegistryObject | None:
         row = self.session.scalars(sa.select(table).where(condition).limit(1)).first()
@@ -242,7 +266,8 @@ class SqlRegistry:
                 for key in sorted(set(lock)):
                     session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                                     {"k": key})
-            yield SqlRegistryTransaction(session, self.known_patient)
+            here = getattr(self.patients, "database", None) is self.database
+            yield SqlRegistryTransaction(session, self.known_patient, patients_here=here)
 
     def run_query(self, query: StoredQuery) -> list[ListMember]:
         chosen = queries.selection(query)
@@ -280,4 +305,4 @@ class SqlRegistry:
             return [o for o in load(rows.all()) if isinstance(o, DocumentEntry)]
 
 
-__all__ = ["SqlRegistry", "SqlRegistryTransaction", "load", "to_row"]
+__all__ = ["SqlRegistry", "SqlRegistryTransaction", "load", "stored_xml", "to_row"]

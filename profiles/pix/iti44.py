@@ -12,7 +12,8 @@ source says "this is also that patient" (they link cross-reference groups).
 An add of a known id revises it, and a revision of an unknown id adds it: a
 source re-sending its feed must not be refused. A merge stores the surviving
 record from the message, retires the obsolete ones and moves their
-correlations and cross-references to it (``PatientFeed.merge``).
+correlations, cross-references and registry documents to it, in one transaction
+with the request's audit records (``PatientFeed.merge``).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def handle(feed: PatientIdentityFeed, ctx: Context) -> ApplicationAcknowledgemen
     record = feed_record(feed)
     try:
         if feed.kind is FeedKind.MERGE:
-            index.merge(record, feed.replacement_of, source="ITI-44")
+            index.merge(record, feed.replacement_of, source="ITI-44",
+                        audit=getattr(ctx, "audit", None))
         elif feed.kind is FeedKind.REVISE:
             index.update(record)
         else:

@@ -2,10 +2,12 @@
 
 A01, A04 and A05 add a patient, A08 revises one (both store the record, as
 ITI-44 does), A40 merges: for each PID/MRG pair the ids in MRG-1 are retired
-into the patient of PID-3. The answer is an ACK: AA once stored; AE with ERR
-for a message we cannot use (no PID: 100; no id with an ISO OID, or a domain
-the index does not take: 204; a bad date: 102; the index unavailable: 207);
-AR for a trigger event that is not ITI-8's (201).
+into the patient of PID-3, every pair of a message in one transaction that also
+moves their documents and correlations and holds the feed's audit records. The
+answer is an ACK: AA once stored; AE with ERR for a message we cannot use (no
+PID: 100; no id with an ISO OID, or a domain the index does not take: 204; a bad
+date: 102; the index unavailable: 207); AR for a trigger event that is not
+ITI-8's (201).
 
 The record's id is the first usable PID-3 id; the others, and PID-19 (SSN),
 become its other ids, which cross-reference the records they name.
@@ -34,7 +36,8 @@ def _record(m: V2Message, n: int) -> PatientRecord:
     return PatientRecord(ids[0], person)
 
 
-def _store(m: V2Message, index: PatientIndex, noted: Callable[[Feed], None]) -> None:
+def _store(m: V2Message, index: PatientIndex, noted: Callable[[Feed], None],
+           audit: Any = None) -> None:
     if m.count("PID") == 0:
         raise V2Error("100", "an ITI-8 feed needs a PID segment", ("PID",))
     if m.trigger in MERGE_TRIGGERS:
@@ -49,8 +52,8 @@ def _store(m: V2Message, index: PatientIndex, noted: Callable[[Feed], None]) -> 
             merges.append((_record(m, n), obsolete))
         for survivor, obsolete in merges:
             noted(Feed(m.trigger, str(survivor.id), tuple(str(o) for o in obsolete)))
-        for survivor, obsolete in merges:
-            index.merge(survivor, obsolete, source="ITI-8")
+        # All pairs in one transaction, with the feed's audit records (all or none).
+        index.merge_all(merges, source="ITI-8", audit=audit)
         return
     record = _record(m, 1)
     noted(Feed(m.trigger, str(record.id)))
@@ -75,7 +78,7 @@ def handle_feed(m: V2Message, index: PatientIndex, *, now: datetime | None = Non
         noter(audit)(feed=feed)
 
     try:
-        _store(m, index, noted)
+        _store(m, index, noted, audit)
     except V2Error as error:
         if not fed:  # refused before its patient could be read
             noted(Feed(m.trigger))

@@ -15,9 +15,9 @@ tests use an in-memory fake.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from profiles.hl7v3.datatypes import II, is_oid, strip_urn_oid
 from profiles.hl7v3.patient import Person
@@ -78,6 +78,7 @@ class MergeResult:
     merged: tuple[II, ...]  # obsolete ids that were known and are now retired
     unknown: tuple[II, ...] = ()  # obsolete ids the index never held
     correlations_moved: int = 0
+    registry_objects_moved: int = 0  # DocumentEntries, SubmissionSets, Folders re-pointed
 
 
 class UnknownDomain(ValueError):
@@ -108,9 +109,16 @@ class PatientFeed(Protocol):
     def update(self, record: PatientRecord) -> bool: ...
 
     def merge(self, survivor: PatientRecord, obsolete: Iterable[II], *,
-              source: str | None = None) -> MergeResult:
-        """Store ``survivor`` and retire each obsolete id into it; ``source`` names the
-        transaction (ITI-44, ITI-8) in the merge history."""
+              source: str | None = None, audit: Any = None) -> MergeResult:
+        """Store ``survivor`` and retire each obsolete id into it, moving what the obsolete
+        id held (correlations, cross-references, registry documents) in one transaction.
+        ``source`` names the transaction (ITI-44, ITI-8) in the merge history; ``audit``
+        (the request's AuditSink) gets its records committed with the merge."""
+        ...
+
+    def merge_all(self, merges: Sequence[tuple[PatientRecord, Iterable[II]]], *,
+                  source: str | None = None, audit: Any = None) -> tuple[MergeResult, ...]:
+        """Several merges (one A40 message's PID/MRG pairs), all or none."""
         ...
 
 
@@ -120,6 +128,11 @@ class CrossReferences(Protocol):
     def get(self, pid: II) -> PatientRecord | None: ...
 
     def cross_references(self, pid: II) -> list[II]: ...
+
+    def local_ids(self, pid: II) -> list[II]:
+        """Our ids for the person ``pid`` names (its group's, and the groups of the records
+        that list it as another id or were correlated with it by a partner), without it."""
+        ...
 
 
 class Candidates(Protocol):

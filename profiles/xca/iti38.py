@@ -68,31 +68,21 @@ def _cx(ii: Any) -> str:
 
 
 def local_patient_ids(patients: Any, patient_id: str) -> list[str]:
-    """``patient_id`` first, then our ids for the same person: its cross-references in the
-    patient index, the records that list it as another id of theirs, and the patients a
-    partner correlated it with. Unchanged when the
-    index has neither (or there is no index)."""
+    """``patient_id`` first, then our ids for the same person (``PatientIndex.local_ids``:
+    cross-references, records listing it as another id, partners' correlations).
+    Unchanged when there is no index or the id is not a CX we can read."""
     if patients is None:
         return [patient_id]
-    from profiles.pix.demographics import Demographics
     from profiles.pix.ports import key_of, parse_cx
 
     try:
         ii = parse_cx(patient_id)
     except ValueError:
         return [patient_id]
-    found = [ii]
-    found += patients.cross_references(ii)
-    candidates = getattr(patients, "candidates", None)
-    if candidates is not None:
-        for r in candidates(Demographics(ids=(ii,)), limit=MAX_LOCAL_IDS):
-            named = (*r.correlated, *(o.id for o in r.person.other_ids))
-            if any(key_of(n) == key_of(ii) for n in named):
-                found.append(r.id)
-    out: dict[tuple[str, str], str] = {}
-    for other in found:
+    out: dict[tuple[str, str], str] = {key_of(ii): patient_id}
+    for other in patients.local_ids(ii):
         if other.root and other.extension:
-            out.setdefault(key_of(other), patient_id if other is ii else _cx(other))
+            out.setdefault(key_of(other), _cx(other))
     return list(out.values())[:MAX_LOCAL_IDS]
 
 

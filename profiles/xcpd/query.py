@@ -145,13 +145,17 @@ def _match_criteria(qbp: etree._Element) -> tuple[str | None, int | None]:
     return algorithm, degree
 
 
-def parse_patient_discovery_query(el: etree._Element) -> PatientDiscoveryQuery:
-    """Read an inbound ITI-55 request; any rule it breaks raises an Hl7v3Error."""
+def parse_patient_discovery_query(el: etree._Element, *, require_sender_community: bool = True
+                                  ) -> PatientDiscoveryQuery:
+    """Read an inbound ITI-55 request; any rule it breaks raises an Hl7v3Error.
+
+    A partner must name its homeCommunityId; a local system asking the initiating
+    gateway (``require_sender_community=False``) need not."""
     check_root(el, PRPA_IN201305UV02)
     transmission = parse_transmission(el, PRPA_IN201305UV02, strict=True)
     query_id: II | None = None
     try:
-        if transmission.sender.organization_id is None:
+        if require_sender_community and transmission.sender.organization_id is None:
             raise syntax(AckDetailCode.REQUIRED_ELEMENT_MISSING,
                          "the sender's homeCommunityId is required",
                          location(el, "sender/device/asAgent/representedOrganization/id"))

@@ -80,6 +80,20 @@ def test_other_ids_link_records_both_ways_and_unify_groups(index):
     assert SSN in index.domains()
 
 
+def test_local_ids_translate_a_partner_or_listed_id_to_ours(index):
+    """ITI-38's translation: an id we hold, an id one of our records lists, a partner's id."""
+    index.add(PatientRecord(EDIPI, person(other_ids=(OtherId(II(SSN, "123-45-6789")),))))
+    index.add(PatientRecord(ICN, person(other_ids=(OtherId(EDIPI),))))
+    index.add(PatientRecord(II(DOD, "SOMEONE-ELSE"), person(given="Bo")))
+    assert keys(index.local_ids(EDIPI)) == keys([ICN, II(SSN, "123-45-6789")])
+    assert keys(index.local_ids(II(SSN, "123-45-6789"))) == keys([EDIPI, ICN])
+    theirs = II("9.8.7", "THEIRS")
+    assert index.local_ids(theirs) == []
+    index.record_correlation(EDIPI, theirs, "urn:oid:1.1.1")
+    assert keys(index.local_ids(theirs)) == keys([EDIPI, ICN, II(SSN, "123-45-6789")])
+    assert index.local_ids(II("4.4.4", "NOBODY")) == []
+
+
 def test_merge_moves_correlations_and_cross_references(index, db):
     old, new = II(DOD, "OLD"), II(DOD, "NEW")
     index.add(PatientRecord(old, person()))
@@ -142,7 +156,8 @@ def test_a_correlation_moves_when_the_partner_reassigns_its_id(index):
     index.record_correlation(ICN, theirs, "1.1.1")
     index.record_correlation(ICN, theirs, "2.2.2")  # another community's same-looking id
     assert index.correlations(EDIPI) == []
-    assert [c.home_community_id for c in index.correlations(ICN)] == ["1.1.1", "2.2.2"]
+    assert [c.home_community_id for c in index.correlations(ICN)] == [
+        "urn:oid:1.1.1", "urn:oid:2.2.2"]
     with pytest.raises(LookupError):
         index.record_correlation(II(DOD, "nobody"), theirs, "1.1.1")
 

@@ -191,7 +191,7 @@ def test_a_match_records_the_initiators_id(app, index):
         rows = s.execute(sa.select(PatientCorrelation.home_community_id, PatientCorrelation.root,
                                    PatientCorrelation.extension)).all()
     assert [tuple(r) for r in rows] == [
-        ("1.2.3.928.955", "1.2.840.114350.1.13.99997.2.3412", "1234")]
+        ("urn:oid:1.2.3.928.955", "1.2.840.114350.1.13.99997.2.3412", "1234")]
 
 
 def test_an_unreachable_index_answers_responder_busy(app, index, monkeypatch):

@@ -74,8 +74,12 @@ class FakePatientIndex:
 
     update = add
 
+    def merge_all(self, merges, *, source: str | None = None, audit=None
+                  ) -> tuple[MergeResult, ...]:
+        return tuple(self.merge(s, o, source=source) for s, o in merges)
+
     def merge(self, survivor: PatientRecord, obsolete: Iterable[II], *,
-              source: str | None = None) -> MergeResult:
+              source: str | None = None, audit=None) -> MergeResult:
         self.add(survivor)
         kept = self.records[key_of(survivor.id)]
         merged, unknown, moved = [], [], 0
@@ -115,6 +119,21 @@ class FakePatientIndex:
             if key_of(ii) not in self.retired:
                 found.setdefault(key_of(ii), ii)
         found.pop(key_of(pid), None)
+        return list(found.values())
+
+    def local_ids(self, pid: II) -> list[II]:
+        wanted = key_of(pid)
+        groups = {r.group for k, r in self.records.items()
+                  if k == wanted or any(key_of(o.id) == wanted for o in r.person.other_ids)}
+        groups |= {self.records[o].group for (_, t), o in self.links.items()
+                   if t == wanted and o in self.records}
+        found: dict[Key, II] = {}
+        members = [r for r in self.records.values() if r.group in groups]
+        for ii in [*(r.id for r in members),
+                   *(o.id for r in members for o in r.person.other_ids)]:
+            if key_of(ii) not in self.retired:
+                found.setdefault(key_of(ii), ii)
+        found.pop(wanted, None)
         return list(found.values())
 
     def candidates(self, demographics: Demographics, *, limit: int = 200

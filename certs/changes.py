@@ -78,8 +78,16 @@ def _check_usable(cert: x509.Certificate) -> None:
         raise ChangeRefused(f"{describe(cert)} has expired; it would never be accepted")
 
 
-def trust(layout: Layout, certs: list[x509.Certificate], *, partner: str = "") -> str:
-    """Add CAs or pinned partner certificates to the trust store, bound to ``partner``."""
+def trust(
+    layout: Layout, certs: list[x509.Certificate], *, partner: str = "", origin: str = ""
+) -> str:
+    """Add CAs or pinned partner certificates to the trust store, bound to ``partner``.
+
+    ``origin`` (e.g. ``"partners add"``) is remembered on the bindings of the
+    certificates this call brought in (and kept while the same origin re-binds them):
+    whoever added a certificate for a partner may take it out again, but never one
+    the operator trusted otherwise.
+    """
     if not certs:
         raise ChangeRefused("no certificate to trust")
     for cert in certs:
@@ -96,8 +104,12 @@ def trust(layout: Layout, certs: list[x509.Certificate], *, partner: str = "") -
         write_atomic(layout.trust_store, pem(current + new))
     if partner:
         for cert in certs:
-            manifest.bindings[fingerprint(cert)] = {
-                "partner": partner, "added": datetime.now(UTC).isoformat()}
+            fp = fingerprint(cert)
+            binding = {"partner": partner, "added": datetime.now(UTC).isoformat()}
+            brought = any(cert == n for n in new)
+            if origin and (brought or manifest.bindings.get(fp, {}).get("origin") == origin):
+                binding["origin"] = origin
+            manifest.bindings[fp] = binding
         manifest.save()
     names = "; ".join(f"{c.subject.rfc4514_string()} [{fingerprint(c)}]" for c in certs)
     return f"trusted {names}" + (f" for partner {partner}" if partner else "")

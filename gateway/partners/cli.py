@@ -2,8 +2,11 @@
 
 ``add`` registers another gateway by its base URL (endpoints follow our own path
 layout under it) and the CA that issued its certificates; ``--endpoint ITI-38=URL``
-overrides one transaction for gateways laid out differently. ``test`` sends a real
-ITI-38 FindDocuments over mutual TLS and reports the latency and any error.
+overrides one transaction for gateways laid out differently. That CA is trusted
+for inbound mutual TLS too (``gateway.partners.trust``: backed up, audited, applied
+live by SIGHUP) and the XUA gate's identity check knows the partner within seconds;
+``remove`` undoes both. ``test`` sends a real ITI-38 FindDocuments over mutual TLS
+and reports the latency and any error.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from certs.changes import ChangeRefused
 from gateway.config import Config, ConfigError, load_config
 from gateway.partners.directory import PartnerDirectory, describe
 from gateway.partners.model import (
@@ -25,6 +29,7 @@ from gateway.partners.model import (
     Quirks,
     endpoints_for,
 )
+from gateway.partners.trust import label, layout_of, release_partner, trust_partner
 from gateway.store.db import Database
 from gateway.store.migrate import ensure_current
 
@@ -91,7 +96,7 @@ def partners_group() -> None:
 def add(config_path, hcid, name, base_url, ca_file, endpoints, timeout, max_documents, sha1,
         purpose_for_use, no_urn_oid, repository_urn_oid, subject_id_format,
         namespaces_on_envelope, replace) -> None:
-    """Register a partner community in the database."""
+    """Register a partner community in the database; trust its CA for inbound TLS."""
     config = _load(config_path)
     try:
         quirks = Quirks(
@@ -112,7 +117,9 @@ def add(config_path, hcid, name, base_url, ca_file, endpoints, timeout, max_docu
                           base_url, "database")
         directory, database = _directory(config)
         try:
+            previous = directory.get(partner.home_community_id) if replace else None
             directory.add(partner, replace=replace)
+            change = _trust_inbound(config, directory, partner, previous)
         finally:
             database.dispose()
     except PartnerError as exc:
@@ -120,6 +127,35 @@ def add(config_path, hcid, name, base_url, ca_file, endpoints, timeout, max_docu
     click.echo(f"added {partner.home_community_id} ({partner.name})")
     for txn, url in sorted(partner.endpoints.items()):
         click.echo(f"  {txn}  {url}")
+    _apply(config, change)
+
+
+def _trust_inbound(config: Config, directory: PartnerDirectory, partner: Partner,
+                   previous: Partner | None) -> tuple[str, str]:
+    """Its CA into the TLS trust store (what the old entry alone brought in leaves);
+    the stored entry is undone when the trust store refuses the change."""
+    layout = layout_of(config)
+    if layout is None:
+        return (f"added partner {label(partner)}; no [tls]: inbound trust unchanged",
+                f"ihe-gateway:partners/{partner.home_community_id}")
+    try:
+        done = [trust_partner(layout, partner)]
+    except ChangeRefused as exc:
+        if previous is not None:
+            directory.add(previous, replace=True)
+        else:
+            directory.remove(partner.home_community_id)
+        raise PartnerError(f"refused: {exc}") from None
+    if previous is not None:
+        done.append(release_partner(layout, previous, directory.all()) or "")
+    return "; ".join(d for d in done if d), f"file://{layout.trust_store}"
+
+
+def _apply(config: Config, change: tuple[str, str]) -> None:
+    """Audit the change and SIGHUP a running server, as ``certs trust`` does."""
+    from certs.cli import _finish
+
+    _finish(config, *change)
 
 
 @partners_group.command("list")
@@ -168,17 +204,33 @@ def show(config_path, hcid) -> None:
 @_config_option
 @click.argument("hcid")
 def remove(config_path, hcid) -> None:
-    """Remove a CLI-registered partner."""
-    directory, database = _directory(_load(config_path))
+    """Remove a CLI-registered partner (and the trust ``add`` gave its CA)."""
+    config = _load(config_path)
+    directory, database = _directory(config)
     try:
+        partner = directory.get(hcid)
         removed = directory.remove(hcid)
+        remaining = directory.all()
     except PartnerError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         database.dispose()
-    if not removed:
+    if not removed or partner is None:
         raise click.ClickException(f"no partner {hcid} in the database")
-    click.echo(f"removed {hcid}")
+    click.echo(f"removed {partner.home_community_id}")
+    layout = layout_of(config)
+    try:
+        released = release_partner(layout, partner, remaining) if layout is not None else None
+    except ChangeRefused as exc:
+        click.echo(f"warning: its CA stays trusted: {exc}", err=True)
+        released = None
+    if released:
+        _apply(config, (f"removed partner {label(partner)}; {released}",
+                        f"file://{layout.trust_store}"))
+    else:
+        _apply(config, (f"removed partner {label(partner)}; trust store unchanged (its "
+                        "certificates are another partner's or were trusted otherwise)",
+                        f"ihe-gateway:partners/{partner.home_community_id}"))
 
 
 def _security(config: Config):
@@ -200,7 +252,8 @@ def _security(config: Config):
 @click.option("--patient-id", default=None, help="CX patient id (default: a made-up one).")
 def test(config_path, hcid, patient_id) -> None:
     """Send a real ITI-38 FindDocuments; report latency, status and any error."""
-    from gateway.client import OutboundClient, OutboundError, default_transport
+    from gateway.client import OutboundClient
+    from gateway.transport import OutboundError, default_transport
     from profiles.xca.query import (
         ITI38_ACTION,
         ITI38_REPLY,

@@ -49,6 +49,8 @@ class PartnerDirectory:
         self._rows: dict[str, Partner] = {}
         self._loaded_at: float | None = None
         self._lock = threading.Lock()
+        self._registered: tuple[Partner, ...] = ()
+        self._registered_from: dict[str, Partner] | None = None
 
     def _stored(self) -> dict[str, Partner]:
         if self.database is None:
@@ -77,6 +79,21 @@ class PartnerDirectory:
 
     def __contains__(self, home_community_id: str) -> bool:
         return self.get(home_community_id) is not None
+
+    def registered(self) -> tuple[Partner, ...]:
+        """The database's partners that gateway.toml does not shadow.
+
+        The same tuple object until the rows are read again (every ``ttl``), so a
+        caller that derives something from it (the XUA gate's identity check) can
+        tell in O(1) that nothing changed.
+        """
+        rows = self._stored()
+        with self._lock:
+            if self._registered_from is not rows:
+                configured = {hcid(k) for k in self._configured}
+                self._registered = tuple(p for k, p in rows.items() if k not in configured)
+                self._registered_from = rows
+            return self._registered
 
     # -- CLI-managed partners -------------------------------------------------------------
 

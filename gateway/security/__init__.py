@@ -68,9 +68,18 @@ def build_security(
         replay_cache=SqlReplayCache(database, clock=clock),
         clock=clock or SystemClock(),
         record=record,
+        registered=_registered_partners(config, database),
     )
     _announce(settings, trust, record)
     return gate
+
+
+def _registered_partners(config: Any, database: Database):
+    """Partners added with ``ihe-gateway partners add`` (the database), re-read every
+    few seconds: the identity check knows them without a restart."""
+    from gateway.partners.directory import PartnerDirectory
+
+    return PartnerDirectory(list(getattr(config, "partners", ())), database).registered
 
 
 def _audit_recorder(config: Any, database: Database) -> RefusalRecorder:

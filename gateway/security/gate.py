@@ -14,12 +14,20 @@ CA that issued the certificate, the homeCommunityId the assertion *claims* picks
 among them; the verifier then checks that claim in the signed assertion, so the
 unverified read only chooses which partner's rules apply, among those the
 certificate already allows.
+
+Partners come from gateway.toml (loaded once per worker) and from the database
+(``ihe-gateway partners add``; ``registered`` returns them, re-read every few
+seconds): a partner added or removed with the CLI is known to, or forgotten by,
+the identity check without a restart. Its CAs are XUA trust anchors as a
+gateway.toml partner's are.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -30,9 +38,11 @@ from gateway.security.refusals import NoRecord, Refusal, RefusalRecorder, log_re
 from gateway.security.settings import (
     PARTNER_ROLES,
     PartnerDirectory,
+    PartnerQuirks,
     PartnerTrust,
     TrustMaterial,
     XuaSettings,
+    is_ca,
 )
 from gateway.soap.envelope import Envelope
 from profiles.ports import Clock
@@ -40,6 +50,7 @@ from profiles.xua import (
     Principal,
     ReplayCache,
     SecurityRefused,
+    TrustAnchors,
     WsseFault,
     XuaPolicy,
     refuse,
@@ -47,6 +58,8 @@ from profiles.xua import (
     verify_security_header,
 )
 from profiles.xua.assertion import HOME_COMMUNITY_ID, SAML_NS, bare_oid
+
+log = logging.getLogger("gateway.security")
 
 _CLAIMED_HCID = etree.XPath(
     "saml2:Assertion/saml2:AttributeStatement/saml2:Attribute[@Name=$name]/saml2:AttributeValue",
@@ -65,10 +78,12 @@ class XuaGate:
         replay_cache: ReplayCache,
         clock: Clock,
         record: RefusalRecorder | None = None,
+        registered: Callable[[], Sequence[Any]] | None = None,
     ) -> None:
         self.settings = settings
         self.trust = trust.anchors
         self.directory = PartnerDirectory(trust.partners)
+        self.registered = _Registered(registered, settings, trust) if registered else None
         self.default_policy: XuaPolicy = settings.policy()
         self.replay_cache = replay_cache
         self.clock = clock
@@ -86,11 +101,13 @@ class XuaGate:
             if security is None:
                 return None
             peer = self._peer_certificate(req)
-            partner = self._partner(route, peer, security)
+            directory, anchors = (
+                self.registered.current() if self.registered else (None, self.trust))
+            partner = self._partner(route, peer, security, directory)
             policy = partner.policy if partner else self.default_policy
             return verify_security_header(
                 security,
-                trust=self.trust,
+                trust=anchors,
                 policy=policy,
                 clock=self.clock,
                 replay_cache=self.replay_cache,
@@ -123,9 +140,12 @@ class XuaGate:
             ) from None
 
     def _partner(
-        self, route: Route, peer: x509.Certificate | None, security: etree._Element
+        self, route: Route, peer: x509.Certificate | None, security: etree._Element,
+        registered: PartnerDirectory | None = None,
     ) -> PartnerTrust | None:
         candidates = self.directory.candidates(peer)
+        if registered is not None:
+            candidates += registered.candidates(peer)
         if len(candidates) == 1:
             return candidates[0]
         if candidates:
@@ -141,6 +161,64 @@ class XuaGate:
         if route.role in PARTNER_ROLES and self.settings.require_registered_partner:
             raise refuse(WsseFault.FAILED_AUTHENTICATION, "TLS client certificate is no partner's")
         return None
+
+
+class _Registered:
+    """The CLI-registered partners as the gate sees them, rebuilt when they change.
+
+    ``source()`` is ``gateway.partners.PartnerDirectory.registered``: the same tuple
+    until the directory re-reads the database, so most requests cost one identity
+    check. When the database cannot be read, the last known partners stay in force.
+    """
+
+    def __init__(self, source: Callable[[], Sequence[Any]], settings: XuaSettings,
+                 trust: TrustMaterial) -> None:
+        self.source, self.settings, self.static = source, settings, trust
+        self._configured = {bare_oid(p.home_community_id) for p in trust.partners}
+        self._seen: Sequence[Any] | None = None
+        self._key: tuple = ()
+        self._current = (PartnerDirectory(), trust.anchors)
+        self._failing = False
+        self._lock = threading.Lock()
+
+    def current(self) -> tuple[PartnerDirectory, TrustAnchors]:
+        try:
+            partners = self.source()
+            self._failing = False
+        except Exception:  # noqa: BLE001 - the database is down: keep the last known
+            if not self._failing:
+                log.warning("registered partners unreadable; the last known stay in force",
+                            exc_info=True)
+            self._failing = True
+            return self._current
+        with self._lock:
+            if partners is self._seen:
+                return self._current
+            key = tuple((p.home_community_id, p.name, p.ca_pem, PartnerQuirks.of(p))
+                        for p in partners if bare_oid(p.home_community_id) not in self._configured)
+            if key != self._key:
+                self._current = self._build(key)
+                self._key = key
+            self._seen = partners
+            return self._current
+
+    def _build(self, key: tuple) -> tuple[PartnerDirectory, TrustAnchors]:
+        trusted, roots = [], list(self.static.anchors.roots)
+        for home, name, ca_pem, quirks in key:
+            try:
+                certs = x509.load_pem_x509_certificates(ca_pem or b"")
+            except ValueError:
+                log.warning("partner %s: its CA is not PEM; not recognised", home)
+                continue
+            cas = tuple(c for c in certs if is_ca(c))
+            roots += [c for c in cas if all(c != r for r in roots)]
+            trusted.append(PartnerTrust(
+                name=name or home, home_community_id=home, authorities=cas,
+                certificates=tuple(c for c in certs if not is_ca(c)),
+                policy=self.settings.policy(quirks)))
+        anchors = self.static.anchors
+        return PartnerDirectory(tuple(trusted)), TrustAnchors(
+            roots=tuple(roots), intermediates=anchors.intermediates, pinned=anchors.pinned)
 
 
 def _claimed_community(security: etree._Element) -> str:

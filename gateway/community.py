@@ -24,6 +24,7 @@ PKI_FILES = {
     "gateway": ("certs/gateway.pem", "certs/gateway-key.pem"),
     "client": ("certs/client.pem", "certs/client-key.pem"),
 }
+TRUST_FILE = "certs/trust.pem"  # starts as our dev CA; partners' CAs are added to it
 DATABASE_FILE = "data/gateway.db"
 
 
@@ -61,7 +62,8 @@ def init_community(
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is not between 1 and 65535")
 
-    targets = [CONFIG_FILE, DATABASE_FILE, *(f for pair in PKI_FILES.values() for f in pair)]
+    targets = [CONFIG_FILE, DATABASE_FILE, TRUST_FILE,
+               *(f for pair in PKI_FILES.values() for f in pair)]
     existing = [t for t in targets if (directory / t).exists()]
     if existing:
         raise CommunityExists(
@@ -98,6 +100,11 @@ def _write_pki(directory: Path, name: str, written: list[Path]) -> authority.Cre
         cert_file, key_file = (directory / f for f in PKI_FILES[key])
         written += [key_file, cert_file]
         credential.save(cert_file, key_file)
+    # A trust store of its own, so trusting a partner (``certs trust``, ``partners add
+    # --ca``) never changes the CA file we hand to partners.
+    trust = directory / TRUST_FILE
+    written.append(trust)
+    trust.write_bytes((directory / PKI_FILES["ca"][0]).read_bytes())
     return ca
 
 
@@ -147,8 +154,9 @@ threads = 4
 # Paths are relative to this file.
 certificate = "certs/gateway.pem"
 private_key = "certs/gateway-key.pem"
-# Client certificates must chain to a CA in this file (mutual TLS).
-trust_store = "certs/ca.pem"
+# Client certificates must chain to a CA in this file (mutual TLS); it starts with
+# the development CA, and `certs trust` / `partners add --ca` add partners' CAs.
+trust_store = "certs/trust.pem"
 
 [storage]
 data_dir = "data"
@@ -166,6 +174,21 @@ data_dir = "data"
 # max_attachment_bytes = 2147483648
 # request_timeout_seconds = 120
 # outbound_timeout_seconds = 30
+
+# [mllp]
+# The PIX Manager's HL7 v2 listener (ITI-8, ITI-9), run by `serve`; mutual TLS with [tls].
+# enabled = true
+# port = 2575
+
+# [matching]
+# XCPD demographic matching: a match needs `threshold`, and a lead of `margin` over the next.
+# threshold = 10.0
+# margin = 2.0
+
+# [xcpd]
+# An ITI-18 for a patient no partner is correlated with first runs patient discovery.
+# discovery = true
+# deadline_seconds = 30
 """
 
 
@@ -187,7 +210,7 @@ def _summary(
 Created community {name!r} in {directory}
   home community id  urn:oid:{oid}
   configuration      {config_path}
-  development CA     {certs / "ca.pem"} (also the trust store)
+  development CA     {certs / "ca.pem"} (give it to partners; trust store: {certs / "trust.pem"})
                      NOT FOR PRODUCTION; expires {expires}
   gateway cert/key   {certs / "gateway.pem"}, {certs / "gateway-key.pem"}
   client cert/key    {certs / "client.pem"}, {certs / "client-key.pem"} (for curl and tests)

@@ -1,4 +1,4 @@
-"""What a local document consumer sends a gateway: ITI-18 and ITI-43 over mutual TLS,
+"""What a local document consumer sends a gateway: ITI-55, ITI-18 and ITI-43 over mutual TLS,
 and their answers read back into models (the federation demo and its tests use it).
 
 requests is used with ``verify=`` the gateway's CA on every call and sessions made by
@@ -27,6 +27,7 @@ SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
 QUERY_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
 ITI18_ACTION = "urn:ihe:iti:2007:RegistryStoredQuery"
 ITI43_ACTION = "urn:ihe:iti:2007:RetrieveDocumentSet"
+ITI55_ACTION = "urn:hl7-org:v3:PRPA_IN201305UV02:CrossGatewayPatientDiscovery"
 FIND_DOCUMENTS = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 
 
@@ -109,6 +110,43 @@ def post(session: requests.Session, gateway: Gateway, path: str, action: str,
         parts=parts, seconds=seconds, close=close)
 
 
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """An /ig/xcpd answer: the communities that know the person, and their ids for them."""
+
+    code: str  # queryResponseCode: OK, NF, AE, QE
+    matches: tuple[tuple[str, str, int | None], ...]  # (homeCommunityId, their id CX, score)
+    seconds: float
+
+
+def discover(session: requests.Session, gateway: Gateway, *, given: str, family: str,
+             birth: str, gender: str, patient_id: str,
+             path: str = "/ig/xcpd") -> Discovery:
+    """ITI-55 through ``gateway``'s initiating gateway: demographics plus our own id (CX),
+    so the gateway can verify each community's match against its own record."""
+    from profiles.hl7v3.datatypes import II, PN, TS
+    from profiles.hl7v3.datatypes import gender as gender_code
+    from profiles.hl7v3.wrapper import Device
+    from profiles.pix.ports import parse_cx
+    from profiles.xcpd.models import PatientDiscoveryQuery, QueryParameters
+    from profiles.xcpd.query import patient_discovery_query_to_xml
+    from profiles.xcpd.response import parse_patient_discovery_response
+
+    ours = parse_cx(patient_id)
+    params = QueryParameters(names=(PN.of(given, family),), gender=gender_code(gender),
+                             birth_time=TS(birth), ids=(ours,))
+    query = PatientDiscoveryQuery.new(params, sender=Device(II(f"{ours.root}.50")),
+                                      receiver=Device(II(ours.root)),
+                                      assigning_authority=ours.root)
+    answer = post(session, gateway, path, ITI55_ACTION, patient_discovery_query_to_xml(query))
+    if answer.fault() or answer.body is None:
+        raise DemoFailed(f"{path}: HTTP {answer.status}, {answer.fault() or 'empty body'}")
+    response = parse_patient_discovery_response(answer.body)
+    matches = tuple(sorted((m.home_community_id, str(m.patient.id), m.score)
+                           for m in response.matches))
+    return Discovery(str(response.query_response_code), matches, answer.seconds)
 
 
 @dataclass(frozen=True)

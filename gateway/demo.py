@@ -7,10 +7,12 @@ by ``run``: initialise the three (``ihe-gateway init``); make them trust each ot
 CA and register each other (``partners add --url --ca``); load one person, known
 under a different id in each (``patients add``), and C-CDA documents at DoD and at
 the partner (``documents import``); serve all three over mutual TLS; then, as VA:
+an ITI-55 to VA's initiating gateway (``/ig/xcpd``), which asks DoD and the partner
+who knows the person and stores the matches it verifies against VA's own record;
 an ITI-18 to VA's initiating gateway, which fans ITI-38 out to DoD and the partner
 (each request carrying a SAML assertion VA signs and the responder verifies), and
-an ITI-43 for one document of each community (ITI-39 out), whose bytes must equal
-the imported files'. Everything is stopped and the folder removed, also when a step
+an ITI-43 for every document found (ITI-39 out), whose bytes must equal the
+imported files'. Everything is stopped and the folder removed, also when a step
 fails or the demo is interrupted; exit status 0 only when every step behaved.
 
 The client side uses requests with ``trust_env = False`` and ``verify=`` the CA on
@@ -203,28 +205,43 @@ def init_all(fed: Federation, workdir: Path, env: Mapping[str, str]) -> None:
 
 
 def federate(fed: Federation, env: Mapping[str, str]) -> None:
-    """Trust each other's CA (mutual TLS and XUA), then ``partners add`` each other."""
-    from gateway.federation import add_partner, in_parallel, trust_each_other
+    """``partners add --url --ca`` each other: endpoints, and each other's CA trusted for
+    inbound mutual TLS and XUA (the command adds it to the trust store)."""
+    from gateway.federation import add_partner, in_parallel
 
-    trust_each_other(fed.all)
     in_parallel(fed.all, lambda c: [add_partner(c, o, env) for o in fed.all if o is not c])
     for c in fed.all:
         others = ", ".join(o.name for o in fed.all if o is not c)
-        print(f"  {c.name:<16} trusts the CAs of {others}; registered them as partners")
+        print(f"  {c.name:<16} registered {others} as partners and trusts their CAs")
 
 
 def load_patient(fed: Federation, env: Mapping[str, str]) -> None:
-    """The same person under each community's own id; VA's correlations to the others."""
-    from gateway.federation import PERSON, add_patient, correlate, in_parallel
+    """The same person under each community's own id; nobody knows the others' ids yet."""
+    from gateway.federation import PERSON, add_patient, in_parallel
 
     in_parallel(fed.all, lambda c: add_patient(c, PERSON, env))
     for c in fed.all:
         also = f" (also lists {', '.join(c.links)})" if c.links else ""
         print(f"  {c.name:<16} {PERSON.given} {PERSON.family}: {c.patient_id}{also}")
-    correlate(fed.va, fed.dod.patient_id, fed.dod)
-    correlate(fed.va, fed.va.patient_id, fed.partner)
-    print(f"  VA correlations: {fed.dod.name} knows the patient as {fed.dod.patient_id}; "
-          f"{fed.partner.name} by VA's own id")
+
+
+def discover_patient(fed: Federation, session: requests.Session) -> None:
+    """XCPD through VA's initiating gateway; VA verifies each match against its own
+    record and stores the correlations that the XCA query then uses."""
+    from gateway.consumer import discover
+    from gateway.federation import PERSON
+
+    found = discover(session, fed.va.served, given=PERSON.given, family=PERSON.family,
+                     birth=PERSON.birth, gender=PERSON.gender, patient_id=fed.va.patient_id)
+    names = {f"urn:oid:{c.oid}": c.name for c in fed.all} | {c.oid: c.name for c in fed.all}
+    for hcid, their_id, score in found.matches:
+        print(f"  {names.get(hcid, hcid):<16} knows the patient as {their_id} (score {score})")
+    wanted = {c.oid for c in fed.responders}
+    got = {hcid.removeprefix("urn:oid:") for hcid, _, _ in found.matches}
+    if found.code != "OK" or got != wanted:
+        raise DemoFailed(f"XCPD found {sorted(got)} ({found.code}), expected {sorted(wanted)}")
+    print(f"  {len(found.matches)} communities in {found.seconds * 1000:.0f} ms; "
+          "VA stored the verified correlations")
 
 
 def load_documents(fed: Federation, env: Mapping[str, str]) -> None:
@@ -274,8 +291,8 @@ def query_all_communities(fed: Federation, session: requests.Session) -> QueryOu
     return outcome
 
 
-def responder_saw(c: Community, path: str) -> str:
-    """The responder's log line for VA's request: answered 200, no XUA refusal."""
+def _answered(c: Community, path: str) -> dict:
+    """The responder's JSON log entry for VA's request to ``path``, answered 200."""
     import json
 
     log = c.served.server_log()
@@ -284,28 +301,33 @@ def responder_saw(c: Community, path: str) -> str:
     for line in log.splitlines():
         entry = json.loads(line) if line.startswith("{") else {}
         if entry.get("path") == path and entry.get("status") == 200:
-            return (f"{c.name} verified VA's signed SAML assertion (XUA) and answered "
-                    f"{entry.get('transaction')}")
+            return entry
     raise DemoFailed(f"{c.name} logged no answered {path} request:\n{log}")
 
 
-def retrieve_one_each(fed: Federation, session: requests.Session,
-                      found: QueryOutcome) -> RetrieveOutcome:
-    """As VA: ITI-43 to /ig/retrieve for one document of each community (ITI-39 out);
-    each document's bytes must equal the file imported there."""
+def responder_saw(c: Community, path: str) -> str:
+    """The responder's log line for VA's request: answered 200, no XUA refusal."""
+    entry = _answered(c, path)
+    return (f"{c.name} verified VA's signed SAML assertion (XUA) and answered "
+            f"{entry.get('transaction')}")
+
+
+def retrieve_all(fed: Federation, session: requests.Session,
+                 found: QueryOutcome) -> RetrieveOutcome:
+    """As VA: one ITI-43 to /ig/retrieve for every document found (ITI-39 out, grouped by
+    community); each document's bytes must equal the file imported there."""
     from gateway.consumer import retrieve
 
     by = found.by_community()
-    wanted = [by[c.hcid][0] for c in fed.responders]
-    print(f"  -> POST {fed.va.served.base_url}/ig/retrieve  "
-          + ", ".join(e.unique_id for e in wanted))
-    outcome = retrieve(session, fed.va.served, wanted)
+    wanted = [(c, e) for c in fed.responders for e in by[c.hcid]]
+    print(f"  -> POST {fed.va.served.base_url}/ig/retrieve  {len(wanted)} documents")
+    outcome = retrieve(session, fed.va.served, [e for _, e in wanted])
     print(f"  <- {outcome.status} in {outcome.seconds * 1000:.0f} ms, "
           f"{len(outcome.documents)} documents (MTOM)")
     if outcome.status != "Success" or len(outcome.documents) != len(wanted):
         raise DemoFailed(f"expected {len(wanted)} documents, got {outcome.status}: "
                          f"{[(e.code, e.location) for e in outcome.errors]}")
-    for c, entry in zip(fed.responders, wanted, strict=True):
+    for c, entry in wanted:
         [doc] = [d for d in outcome.documents if d.document_unique_id == entry.unique_id]
         file = c.imported[entry.hash]
         sha1 = hashlib.sha1(doc.content, usedforsecurity=False).hexdigest()
@@ -314,21 +336,27 @@ def retrieve_one_each(fed: Federation, session: requests.Session,
             raise DemoFailed(f"{c.name}: document {entry.unique_id} differs from {file.name}")
         print(f"  {c.name}: {entry.unique_id} {len(doc.content)} bytes, sha1 {sha1[:12]}, "
               f"identical to {file.name}")
+    for c in fed.responders:
         print(f"    {responder_saw(c, '/xca/retrieve')}")
     return outcome
 
 
 def summary(fed: Federation, found: QueryOutcome, got: RetrieveOutcome) -> None:
+    """Per community: documents found and retrieved, bytes, hashes checked, and the time
+    its responding gateway took for ITI-38 and ITI-39 (from its own log)."""
     by = found.by_community()
     print(f"  {'community':<18}{'homeCommunityId':<18}{'documents':>10}{'retrieved':>10}"
-          f"{'bytes':>9}  hash")
+          f"{'bytes':>9}  hash{'ITI-38':>9}{'ITI-39':>9}")
     for c in fed.responders:
         docs = [d for d in got.documents if d.home_community_id == c.hcid]
         size = sum(len(d.content) for d in docs)
+        query_ms = _answered(c, "/xca/query").get("duration_ms", 0)
+        retrieve_ms = _answered(c, "/xca/retrieve").get("duration_ms", 0)
         print(f"  {c.name:<18}{c.hcid:<18}{len(by.get(c.hcid, [])):>10}{len(docs):>10}"
-              f"{size:>9}  ok")
-    print(f"  query (ITI-18 -> 2 x ITI-38) {found.seconds * 1000:.0f} ms; "
-          f"retrieve (ITI-43 -> 2 x ITI-39) {got.seconds * 1000:.0f} ms")
+              f"{size:>9}  ok  {query_ms:>5.0f} ms{retrieve_ms:>6.0f} ms")
+    n = len(fed.responders)
+    print(f"  at VA: query (ITI-18 -> {n} x ITI-38) {found.seconds * 1000:.0f} ms; "
+          f"retrieve (ITI-43 -> {n} x ITI-39) {got.seconds * 1000:.0f} ms")
 
 
 def stop_all(fed: Federation) -> None:
@@ -348,7 +376,7 @@ def run(workdir: Path) -> None:
     try:
         _step(1, "ihe-gateway init: three communities, each with its own PKI and database")
         init_all(fed, workdir, env)
-        _step(2, "trust each other's CA; ihe-gateway partners add --url --ca")
+        _step(2, "ihe-gateway partners add --url --ca: each other's endpoints and CA")
         federate(fed, env)
         _step(3, "ihe-gateway patients add: one person, a different id in each community")
         load_patient(fed, env)
@@ -359,11 +387,13 @@ def run(workdir: Path) -> None:
         _step(6, "a client without a certificate")
         print(f"  refused at the TLS handshake: {refuse_without_certificate(fed.va.served)}")
         with mtls_session(fed.va.served) as session:
-            _step(7, "as VA: ITI-18 to VA's initiating gateway (ITI-38 to DoD and the partner)")
+            _step(7, "as VA: XCPD to VA's initiating gateway (ITI-55 to DoD and the partner)")
+            discover_patient(fed, session)
+            _step(8, "as VA: ITI-18 to VA's initiating gateway (ITI-38 to DoD and the partner)")
             found = query_all_communities(fed, session)
-            _step(8, "as VA: ITI-43 for one document of each community (ITI-39 out)")
-            got = retrieve_one_each(fed, session, found)
-        _step(9, "summary")
+            _step(9, "as VA: ITI-43 for every document found (ITI-39 out to each community)")
+            got = retrieve_all(fed, session, found)
+        _step(10, "summary")
         summary(fed, found, got)
     except BaseException as exc:
         for c in fed.all:
@@ -373,7 +403,7 @@ def run(workdir: Path) -> None:
                     tail = "\n".join(c.gateway.server_log().splitlines()[-30:])
                     print(f"--- {c.name} server log (end) ---\n{tail}", file=sys.stderr)
         raise
-    _step(10, "stopping the servers (SIGTERM)")
+    _step(11, "stopping the servers (SIGTERM)")
     stop_all(fed)
 
 

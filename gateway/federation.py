@@ -2,19 +2,16 @@
 
 Everything goes through the operator's commands, as a person would type them:
 ``ihe-gateway init`` (a community with its own development PKI and database),
-``partners add --url --ca`` (each registers the others), ``patients add`` and
-``documents import``. What has no command yet is done here in the open:
-- trusting a partner's CA for *inbound* mutual TLS and XUA: its CA is appended to a
-  trust bundle that ``[tls] trust_store`` then names (an operator edits the file);
-- correlating our patient with a partner's id (XCPD would record it once the
-  initiating ITI-55 lands): written to the patient index directly.
+``partners add --url --ca`` (each registers the others and trusts their CA for inbound
+mutual TLS and XUA), ``patients add`` and ``documents import``. The demo finds the
+person's communities with XCPD; ``correlate`` writes a correlation straight into the
+index, for tests whose partners cannot answer ITI-55 (misbehaving or absent ones).
 Each community's setup runs in its own thread: they share nothing but the CA files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import subprocess
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -24,8 +21,6 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from gateway.demo import DemoFailed, Gateway, free_port, ihe_gateway_command
-
-TRUST_BUNDLE = "certs/trust.pem"
 
 
 @dataclass(frozen=True)
@@ -85,21 +80,6 @@ def init(community: Community, workdir: Path, env: Mapping[str, str] | None) -> 
     return out
 
 
-def trust_each_other(communities: Sequence[Community]) -> None:
-    """Each community's trust store becomes its own CA plus every other community's CA:
-    their TLS client certificates and XUA signatures must chain to it."""
-    for c in communities:
-        gw = c.served
-        bundle = b"".join(o.served.cert("ca.pem").read_bytes()
-                          for o in [c, *(o for o in communities if o is not c)])
-        (gw.directory / TRUST_BUNDLE).write_bytes(bundle)
-        text = gw.config.read_text(encoding="utf-8")
-        changed = re.sub(r'(?m)^trust_store = ".*"$', f'trust_store = "{TRUST_BUNDLE}"', text)
-        if changed == text:
-            raise DemoFailed(f"no [tls] trust_store in {gw.config}")
-        gw.config.write_text(changed, encoding="utf-8")
-
-
 def add_partner(community: Community, partner: Community, env: Mapping[str, str] | None,
                 *extra: str) -> str:
     """``partners add``: ``partner`` is one of our gateways, trusted by its CA."""
@@ -135,7 +115,8 @@ def import_documents(community: Community, env: Mapping[str, str] | None) -> lis
 
 
 def correlate(community: Community, partner_id: str, partner: Community) -> None:
-    """Remember that ``partner`` knows our patient as ``partner_id`` (what XCPD records)."""
+    """Remember that ``partner`` knows our patient as ``partner_id`` (what XCPD records),
+    without asking it: for tests whose partner cannot answer ITI-55."""
     from gateway.config import load_config
     from gateway.patients.index import SqlPatientIndex
     from gateway.store.db import Database

@@ -57,7 +57,7 @@ def test_list_on_a_new_community_reads_at_a_glance(community):
     header, gateway_row, ca_row = out.splitlines()[:3]
     assert header.split()[:4] == ["STATUS", "DAYS", "NOT", "AFTER"]
     assert gateway_row.startswith("ok") and "this gateway" in gateway_row
-    assert "trusted CA" in ca_row and "ca.pem" in ca_row
+    assert "trusted CA" in ca_row and "trust.pem" in ca_row
     assert "\n2 certificate(s): 2 ok\n[DEV] = development CA, NOT FOR PRODUCTION" in out
     assert "gateway (TLS + SAML) [DEV]" in gateway_row
     rows = json.loads(run(community, "list", "--json"))
@@ -83,7 +83,7 @@ def test_check_fails_on_a_revoked_certificate(community, tmp_path):
 
 
 def test_check_fails_on_expired_and_warning_window(community):
-    store = community / "certs" / "ca.pem"
+    store = community / "certs" / "trust.pem"
     soon = pki.make("Expiring partner CA", ca=True, end=pki.NOW + timedelta(days=10))
     store.write_bytes(store.read_bytes() + pem([soon.certificate]))
     out = run(community, "list")
@@ -122,12 +122,12 @@ def test_trust_untrust_backed_up_and_audited(community, tmp_path):
                             code=1)
     prefix = inventory.fingerprint(partner_ca.certificate)[:11]
     run(community, "untrust", prefix)
-    assert len(load_certificates(community / "certs" / "ca.pem")) == 1
+    assert len(load_certificates(community / "certs" / "trust.pem")) == 1
     assert "empty the trust store" in run(community, "untrust",
-                                          str(community / "certs" / "ca.pem"), code=1)
+                                          str(community / "certs" / "trust.pem"), code=1)
     backups = sorted((community / "certs" / "backup").iterdir())
     assert len(backups) == 2
-    assert len(load_certificates(backups[-1] / "ca.pem")) == 2  # the state before untrust
+    assert len(load_certificates(backups[-1] / "trust.pem")) == 2  # the state before untrust
     assert stat.S_IMODE((backups[-1] / "gateway-key.pem").stat().st_mode) == 0o600
     assert audits(community) == before + 2
 

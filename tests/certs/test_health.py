@@ -31,7 +31,7 @@ def report(community):
 
 def test_warning_for_a_trusted_ca_in_the_window_keeps_health_ok(community, caplog):
     assert "certificate_warnings" not in report(community)
-    store = community / "certs" / "ca.pem"
+    store = community / "certs" / "trust.pem"
     soon = pki.make("Soon-gone partner CA", ca=True, end=pki.NOW + timedelta(days=5))
     store.write_bytes(store.read_bytes() + pem([soon.certificate]))
     found = report(community)
@@ -42,7 +42,7 @@ def test_warning_for_a_trusted_ca_in_the_window_keeps_health_ok(community, caplo
         _warn_expiry(load_config(community / "gateway.toml"))
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("certificate <30 days: trusted CA") and "Soon-gone" in line
-    assert "ca.pem" in line
+    assert "trust.pem" in line
 
 
 def test_our_own_expired_certificate_fails_health(community):

@@ -74,12 +74,12 @@ def _served_certificate(served, ctx) -> x509.Certificate:
 
 
 def test_rotating_the_gateway_certificate_serves_the_new_one_live(served):
-    # The first backup holds ca.pem from before the trust store was changed: the dev CA.
-    first = sorted((served.directory / "certs" / "backup").iterdir())[0]
-    ctx = context(first / "ca.pem", (served.cert("client.pem"), served.cert("client-key.pem")))
+    # ca.pem is the dev CA (the trust store, trust.pem, is what the first test changed).
+    dev_ca = served.cert("ca.pem")
+    ctx = context(dev_ca, (served.cert("client.pem"), served.cert("client-key.pem")))
     before = _served_certificate(served, ctx)
     with Reload(served):
-        certs_cli(served, "rotate", "--overlap-days", "1", "--ca-cert", str(first / "ca.pem"))
+        certs_cli(served, "rotate", "--overlap-days", "1", "--ca-cert", str(dev_ca))
     after = _served_certificate(served, ctx)
     assert after != before and after == load_certificate(served.cert("gateway.pem"))
     assert before == load_certificate(served.cert("gateway-previous.pem"))

@@ -34,7 +34,6 @@ from gateway.federation import (
     correlate,
     import_documents,
     init,
-    trust_each_other,
 )
 from tests.conftest import postgres_url
 from tests.e2e.support import server_env, stop_gateway
@@ -79,7 +78,6 @@ def fed(tmp_path_factory, dod_database_url) -> Iterator[Fed]:
     envs = {"DoD": server_env(dod_database_url), "VA": server_env(None)}
     for c in (dod, va):
         init(c, work, envs[c.key])
-    trust_each_other((dod, va))
     add_partner(va, dod, envs["VA"])
     add_partner(dod, va, envs["DoD"])
     # A community nobody answers for, and one whose ITI-38/39 endpoints are DoD's

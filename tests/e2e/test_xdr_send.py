@@ -21,7 +21,6 @@ from gateway.federation import (
     add_patient,
     cli,
     init,
-    trust_each_other,
 )
 from tests.e2e.support import server_env, stop_gateway
 
@@ -42,7 +41,6 @@ def pair(tmp_path_factory) -> Iterator[tuple[Community, Community, dict]]:
     env = server_env(None)
     for c in (dod, va):
         init(c, work, env)
-    trust_each_other((dod, va))
     add_partner(va, dod, env)
     add_partner(dod, va, env)
     for c in (dod, va):

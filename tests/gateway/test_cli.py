@@ -84,7 +84,7 @@ def test_init_writes_a_community_that_loads(tmp_path, runner, db_env):
     assert (cfg.server.host, cfg.server.port) == ("127.0.0.1", 9443)
     assert cfg.tls.certificate == d / "certs" / "gateway.pem"
     assert cfg.tls.private_key == d / "certs" / "gateway-key.pem"
-    assert cfg.tls.trust_store == d / "certs" / "ca.pem"
+    assert cfg.tls.trust_store == d / "certs" / "trust.pem"
     assert cfg.data_dir == d / "data"
     assert cfg.roles == frozenset(community.ROLE_NAMES)
 

@@ -27,9 +27,9 @@ FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 def _config(path: Path):
-    from gateway.cli import _load
+    from gateway.clicommon import load_config_or_exit
 
-    return _load(path)
+    return load_config_or_exit(path)
 
 
 def _layout(config) -> changes.Layout:

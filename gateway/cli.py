@@ -7,24 +7,7 @@ from pathlib import Path
 
 import click
 
-from gateway.config import Config, ConfigError, load_config
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Path to gateway.toml.",
-)
-
-
-def _load(config_path: Path) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
+from gateway.clicommon import config_option, load_config_or_exit
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,10 +36,10 @@ def init(directory: Path, community_id: str | None, name: str | None, port: int)
 
 
 @main.command("check-config")
-@CONFIG_OPTION
+@config_option
 def check_config(config_path: Path) -> None:
     """Print every problem in a configuration file; exit non-zero when there is any."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     click.echo(
         f"{config_path}: ok (community {config.community.home_community_id}, "
         f"roles: {', '.join(sorted(config.roles))})"
@@ -64,7 +47,7 @@ def check_config(config_path: Path) -> None:
 
 
 @main.command()
-@CONFIG_OPTION
+@config_option
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Override server.port.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Worker processes.")
 @click.option("--http", "plain_http", is_flag=True, help="Plain HTTP, for development only.")
@@ -72,7 +55,8 @@ def serve(config_path: Path, port: int | None, workers: int | None, plain_http: 
     """Serve the gateway over HTTPS with mutual TLS (gunicorn)."""
     from gateway.server import serve as run
 
-    run(_load(config_path), config_path=config_path, port=port, workers=workers, http=plain_http)
+    run(load_config_or_exit(config_path), config_path=config_path, port=port, workers=workers,
+        http=plain_http)
 
 
 @main.command()
@@ -89,12 +73,12 @@ def db() -> None:
 
 
 @db.command()
-@CONFIG_OPTION
+@config_option
 def upgrade(config_path: Path) -> None:
     """Apply the database migrations."""
     from gateway.store.migrate import upgrade as run
 
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     run(config.database_url)
     click.echo("database is at the latest revision")
 

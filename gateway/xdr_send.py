@@ -21,8 +21,9 @@ from pathlib import Path
 
 import click
 
+from gateway.clicommon import config_option, load_config_or_exit
 from gateway.client import OutboundClient
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config
 from gateway.partners.directory import PartnerDirectory
 from gateway.repository.cli import DEFAULTS, _Code, _Patient, build_submission
 from gateway.soap import mtom
@@ -127,19 +128,13 @@ def _code_options(f):
 @click.option("--partner", "partner_id", required=True, help="The partner's homeCommunityId.")
 @click.option("--patient", default=None, type=_Patient(),
               help="Patient id as the partner knows it, ID^^^&OID&ISO.")
-@click.option("--config", "config_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="Path to gateway.toml.")
+@config_option
 @click.option("--mime-type", default=None, help="Non-CDA files; default: from the name.")
 @_code_options
 def send_command(file: Path, partner_id: str, patient: str | None, config_path: Path,
                  mime_type: str | None, **codes: Code) -> None:
     """Send FILE to a partner's XDR endpoint (ITI-41 MTOM); print its answer."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
+    config = load_config_or_exit(config_path)
     full = {k: _Code().convert(v, None, None) for k, v in DEFAULTS.items()} | codes
     try:
         result = send_document(config, file, partner_id, patient=patient, codes=full,

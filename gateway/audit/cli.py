@@ -21,34 +21,20 @@ import click
 from gateway.audit.hook import Auditor, audit_source
 from gateway.audit.queue import AuditQueue
 from gateway.audit.search import AuditQuery, parse_time, search, table_lines
-from gateway.config import Config, ConfigError, load_config
+from gateway.clicommon import config_option, load_config_or_exit
+from gateway.config import Config
 from gateway.store.db import Database
 from profiles.atna.events import Endpoint, Occasion
 from profiles.atna.nodes import audit_log_used
 
 log = logging.getLogger("gateway.audit")
 
-_config_option = click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Path to gateway.toml.",
-)
 _database_option = click.option(
     "--database-url",
     default=None,
     help="Read this database instead of the configuration's (e.g. a repository's own store).",
 )
 
-
-def _load(config_path: Path) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
 
 
 class _Time(click.ParamType):
@@ -105,13 +91,13 @@ def audit_group() -> None:
 
 
 @audit_group.command("search")
-@_config_option
+@config_option
 @_database_option
 @_filters
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True)
 def search_command(config_path: Path, database_url: str | None, limit: int, **filters) -> None:
     """Print matching audit records as a table, oldest first."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     db, where = _open(config, database_url)
     try:
         count = 0
@@ -125,7 +111,7 @@ def search_command(config_path: Path, database_url: str | None, limit: int, **fi
 
 
 @audit_group.command("export")
-@_config_option
+@config_option
 @_database_option
 @_filters
 @click.option(
@@ -135,7 +121,7 @@ def export_command(
     config_path: Path, database_url: str | None, output: Path | None, **filters
 ) -> None:
     """Write matching records as JSON lines (fields and the audit XML), oldest first."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     db, where = _open(config, database_url)
     stream = output.open("w", encoding="utf-8") if output else sys.stdout
     count = 0
@@ -153,7 +139,7 @@ def export_command(
 
 
 @click.command("audit-repository")
-@_config_option
+@config_option
 @_database_option
 @click.option("--host", default=None, help="Listen address (default: server.host).")
 @click.option("--tls-port", type=click.IntRange(0, 65535), default=6514, show_default=True)
@@ -172,7 +158,7 @@ def audit_repository_command(
     from gateway.logs import configure_logging
 
     configure_logging()
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     if config.tls is None:
         raise click.ClickException("the TLS listener needs [tls] certificate, key and trust store")
     db, where = _open(config, database_url)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
-from gateway.config import ConfigError, load_config
+from gateway.clicommon import config_option, load_config_or_exit
 
 SNIFF_BYTES = 64 * 1024
 
@@ -77,19 +76,13 @@ def import_cda_files(config, files: Sequence[Path], *, patient: str | None, stri
 @click.option("--html", "html_out", required=True,
               type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write the rendered document to this file ('-' for standard output).")
-@click.option("--config", "config_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="Path to gateway.toml.")
+@config_option
 def show_document(unique_id: str, html_out: Path, config_path: Path) -> None:
     """Render stored C-CDA document UNIQUE_ID (its uniqueId) as safe HTML."""
     from gateway.ccda.importer import render_stored
     from profiles.ccda.cda import NotACdaDocument
 
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
+    config = load_config_or_exit(config_path)
     try:
         page = render_stored(config, unique_id)
     except LookupError as exc:

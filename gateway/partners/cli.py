@@ -18,7 +18,8 @@ from pathlib import Path
 import click
 
 from certs.changes import ChangeRefused
-from gateway.config import Config, ConfigError, load_config
+from gateway.clicommon import config_option, load_config_or_exit
+from gateway.config import Config
 from gateway.partners.directory import PartnerDirectory, describe
 from gateway.partners.model import (
     DEFAULT_MAX_DOCUMENTS,
@@ -32,20 +33,6 @@ from gateway.partners.model import (
 from gateway.partners.trust import label, layout_of, release_partner, trust_partner
 from gateway.store.db import Database
 from gateway.store.migrate import ensure_current
-
-_config_option = click.option(
-    "--config", "config_path", required=True,
-    type=click.Path(dir_okay=False, path_type=Path), help="Path to gateway.toml.",
-)
-
-
-def _load(config_path: Path) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
 
 
 def _directory(config: Config) -> tuple[PartnerDirectory, Database]:
@@ -72,7 +59,7 @@ def partners_group() -> None:
 
 
 @partners_group.command("add")
-@_config_option
+@config_option
 @click.option("--home-community-id", "hcid", required=True, help="The partner's OID.")
 @click.option("--name", required=True)
 @click.option("--url", "base_url", default="", help="Base URL of a gateway laid out like ours.")
@@ -97,7 +84,7 @@ def add(config_path, hcid, name, base_url, ca_file, endpoints, timeout, max_docu
         purpose_for_use, no_urn_oid, repository_urn_oid, subject_id_format,
         namespaces_on_envelope, replace) -> None:
     """Register a partner community in the database; trust its CA for inbound TLS."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     try:
         quirks = Quirks(
             signature_hash="sha1" if sha1 else "sha256",
@@ -159,10 +146,10 @@ def _apply(config: Config, change: tuple[str, str]) -> None:
 
 
 @partners_group.command("list")
-@_config_option
+@config_option
 def list_partners(config_path) -> None:
     """Every partner, from gateway.toml and the database."""
-    directory, database = _directory(_load(config_path))
+    directory, database = _directory(load_config_or_exit(config_path))
     try:
         partners = directory.all()
     finally:
@@ -182,11 +169,11 @@ def _get(directory: PartnerDirectory, hcid: str) -> Partner:
 
 
 @partners_group.command("show")
-@_config_option
+@config_option
 @click.argument("hcid")
 def show(config_path, hcid) -> None:
     """One partner's endpoints, limits and quirks."""
-    directory, database = _directory(_load(config_path))
+    directory, database = _directory(load_config_or_exit(config_path))
     try:
         partner = _get(directory, hcid)
     finally:
@@ -201,11 +188,11 @@ def show(config_path, hcid) -> None:
 
 
 @partners_group.command("remove")
-@_config_option
+@config_option
 @click.argument("hcid")
 def remove(config_path, hcid) -> None:
     """Remove a CLI-registered partner (and the trust ``add`` gave its CA)."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     directory, database = _directory(config)
     try:
         partner = directory.get(hcid)
@@ -247,7 +234,7 @@ def _security(config: Config):
 
 
 @partners_group.command("test")
-@_config_option
+@config_option
 @click.argument("hcid")
 @click.option("--patient-id", default=None, help="CX patient id (default: a made-up one).")
 def test(config_path, hcid, patient_id) -> None:
@@ -262,7 +249,7 @@ def test(config_path, hcid, patient_id) -> None:
     )
     from profiles.xds.storedquery import QueryName, build
 
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     directory, database = _directory(config)
     try:
         partner = _get(directory, hcid)

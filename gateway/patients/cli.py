@@ -8,33 +8,19 @@ Every command brings the database to the current schema first, as the server doe
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from gateway.audit.hook import Auditor
-from gateway.config import Config, ConfigError, load_config
+from gateway.clicommon import config_option, load_config_or_exit
+from gateway.config import Config
 from gateway.patients.index import SqlPatientIndex
 from gateway.store.db import Database
 from gateway.store.migrate import ensure_current
 from profiles.hl7v3.datatypes import II, PN, TS, gender
 from profiles.hl7v3.patient import OtherId, Person
 from profiles.pix.ports import PatientRecord, UnknownDomain, parse_cx
-
-_config_option = click.option(
-    "--config", "config_path", required=True,
-    type=click.Path(dir_okay=False, path_type=Path), help="Path to gateway.toml.",
-)
-
-
-def _load(config_path: Path) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
 
 
 def _index(config: Config, *, connections: int = 1) -> tuple[SqlPatientIndex, Database]:
@@ -76,7 +62,7 @@ def patients_group() -> None:
 
 @patients_group.command("add")
 @click.argument("patient_id", type=CX)
-@_config_option
+@config_option
 @click.option("--given", multiple=True, help="Given name (repeat for middle names).")
 @click.option("--family", default=None, help="Family name.")
 @click.option("--birth", type=_Birth(), default=None, help="Birth date, YYYYMMDD.")
@@ -86,7 +72,7 @@ def patients_group() -> None:
 def add(patient_id: II, config_path: Path, given: tuple[str, ...], family: str | None,
         birth: TS | None, sex: str | None, links: tuple[II, ...]) -> None:
     """Add (or update) PATIENT_ID with the demographics given."""
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     names = (PN.of(given, family or ()),) if given or family else ()
     person = Person(names=names, gender=gender(sex) if sex else None, birth_time=birth,
                     other_ids=tuple(OtherId(ii, ii.root) for ii in links))
@@ -106,12 +92,12 @@ def _name(pn: PN) -> str:
 
 @patients_group.command("show")
 @click.argument("patient_id", type=CX)
-@_config_option
+@config_option
 def show(patient_id: II, config_path: Path) -> None:
     """Print PATIENT_ID's demographics, its identifiers in other domains (local ids and
     cross-references), partner communities' ids for it (correlations, with their
     homeCommunityIds) and the ids merged into it."""
-    index, database = _index(_load(config_path))
+    index, database = _index(load_config_or_exit(config_path))
     try:
         record = index.get(patient_id)
         if record is None:
@@ -148,7 +134,7 @@ def show(patient_id: II, config_path: Path) -> None:
 
 
 @patients_group.command("discover")
-@_config_option
+@config_option
 @click.option("--given", multiple=True, help="Given name (repeat for middle names).")
 @click.option("--family", required=True, help="Family name.")
 @click.option("--birth", type=_Birth(), required=True, help="Birth date, YYYYMMDD.")
@@ -165,7 +151,7 @@ def discover(config_path: Path, given: tuple[str, ...], family: str, birth: TS,
     from profiles.xcpd.discovery import DiscoveryRequest
     from profiles.xcpd.models import QueryParameters
 
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     params = QueryParameters(names=(PN.of(given, family),), birth_time=birth,
                              gender=gender(sex) if sex else None,
                              ids=(patient_id,) if patient_id else ())
@@ -208,7 +194,7 @@ def _discovery_table(found) -> None:
 
 
 @patients_group.command("mllp")
-@_config_option
+@config_option
 @click.option("--host", default=None, help="Address to listen on (default: [mllp] host, "
               "else server.host).")
 @click.option("--port", default=None, type=click.IntRange(0, 65535),
@@ -221,7 +207,7 @@ def mllp(config_path: Path, host: str | None, port: int | None, plain: bool) -> 
 
     from gateway.mllp import MllpServer, pix_manager, server_tls_context
 
-    config = _load(config_path)
+    config = load_config_or_exit(config_path)
     if config.tls is None and not plain:
         raise click.ClickException("no [tls] in the configuration: add it, or pass --plain")
     tls = None if plain or config.tls is None else server_tls_context(

@@ -7,12 +7,11 @@ Like every command it first brings the database to the current schema.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from gateway.config import ConfigError, load_config
+from gateway.clicommon import config_option, load_config_or_exit
 from gateway.registry.store import SqlRegistry
 from gateway.store.db import Database
 from gateway.store.migrate import ensure_current
@@ -46,8 +45,7 @@ def documents_group() -> None:
 
 @documents_group.command("list")
 @click.option("--patient", "patient_id", required=True, help="Patient id: ID^^^&OID&ISO.")
-@click.option("--config", "config_path", required=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="Path to gateway.toml.")
+@config_option
 @click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000))
 def list_documents(patient_id: str, config_path: Path, limit: int) -> None:
     """Print the patient's DocumentEntries, oldest registration first."""
@@ -55,12 +53,7 @@ def list_documents(patient_id: str, config_path: Path, limit: int) -> None:
         CX.parse(patient_id)
     except GatewayError as exc:
         raise click.BadParameter(exc.context, param_hint="--patient") from None
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
+    config = load_config_or_exit(config_path)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_current(config.database_url)
     database = Database(config.database_url, pool_size=1, max_overflow=0)

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import click
 
-from gateway.config import Config, ConfigError, load_config
+from gateway.clicommon import load_config_or_exit
+from gateway.config import Config
 from gateway.ports import build_ports
 from gateway.store.blobs import FileBlobStore
 from gateway.store.db import Database
@@ -234,12 +235,7 @@ def import_document(
     document; other files: of patient ID, with the metadata options)."""
     from gateway.ccda.cli import import_cda_files, looks_like_cda
 
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        sys.exit(2)
+    config = load_config_or_exit(config_path)
     cda = [f for f in files if patient is None or looks_like_cda(f)]
     others = [f for f in files if f not in cda]
     status = 0

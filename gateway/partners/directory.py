@@ -16,10 +16,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.partners.model import Partner, PartnerError, Quirks, bare_oid, hcid
+from gateway.partners.model import Partner, PartnerError, Quirks, hcid
 from gateway.partners.tables import PartnerRow
 from gateway.store.db import Database
 from gateway.store.models import utcnow
+from profiles.oid import bare_oid
 
 
 def _from_row(row: PartnerRow) -> Partner:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from profiles.oid import bare_oid
 from profiles.xua import IssuePolicy
 
 # Our own path layout (gateway/dispatch.py), per outbound transaction.
@@ -34,14 +35,6 @@ DEFAULT_MAX_DOCUMENTS = 10
 
 class PartnerError(ValueError):
     """A partner entry is unusable; the message names the field."""
-
-
-def bare_oid(value: str) -> str:
-    """``urn:oid:1.2`` (even doubled, padded) -> ``1.2``."""
-    value = value.strip()
-    while value.lower().startswith("urn:oid:"):
-        value = value[8:].strip()
-    return value
 
 
 def hcid(value: str) -> str:

@@ -45,6 +45,7 @@ from gateway.security.settings import (
     is_ca,
 )
 from gateway.soap.envelope import Envelope
+from profiles.oid import bare_oid
 from profiles.ports import Clock
 from profiles.xua import (
     Principal,
@@ -57,7 +58,7 @@ from profiles.xua import (
     security_header,
     verify_security_header,
 )
-from profiles.xua.assertion import HOME_COMMUNITY_ID, SAML_NS, bare_oid
+from profiles.xua.assertion import HOME_COMMUNITY_ID, SAML_NS
 
 log = logging.getLogger("gateway.security")
 

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from profiles.oid import bare_oid
+
 OID_RE = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 # The HL7 ts pattern from datatypes-base.xsd, which schema validation enforces.
 TS_RE = re.compile(r"^([0-9]{1,8}|([0-9]{9,14}|[0-9]{14}\.[0-9]+)([+\-][0-9]{1,4})?)$")
@@ -22,13 +24,8 @@ def is_oid(value: str | None) -> bool:
 
 
 def strip_urn_oid(value: str | None) -> str | None:
-    """``urn:oid:1.2.3`` -> ``1.2.3``: HL7 v3 roots carry bare OIDs."""
-    if value is None:
-        return None
-    value = value.strip()
-    while value.lower().startswith("urn:oid:"):
-        value = value[8:].strip()
-    return value or None
+    """``urn:oid:1.2.3`` -> ``1.2.3`` (None when nothing is left): HL7 v3 roots carry bare OIDs."""
+    return bare_oid(value) or None
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from profiles.errors import (
     XDSMissingHomeCommunityId,
     XDSUnknownCommunity,
 )
+from profiles.oid import as_hcid
 from profiles.transaction import Context, ErrorForm, Reply, Transaction
 from profiles.xca.merge import Merged, merge_query
 from profiles.xca.ports import Failure, InitiatingGateway, QueryCall
@@ -35,7 +36,7 @@ from profiles.xca.query import (
     merged_response,
     stored_query_to_xml,
 )
-from profiles.xca.retrieve import STATUSES, as_hcid
+from profiles.xca.retrieve import STATUSES
 from profiles.xds import iti18
 from profiles.xds.storedquery import DE, FO, SS, QueryName, StoredQuery
 

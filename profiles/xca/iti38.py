@@ -24,9 +24,9 @@ from typing import Any
 from lxml import etree
 
 from profiles.errors import GatewayError, XDSMissingHomeCommunityId, XDSUnknownCommunity
+from profiles.oid import as_hcid
 from profiles.transaction import Context, ErrorForm, Transaction
 from profiles.xca.ig_query import PATIENT_PARAMS
-from profiles.xca.retrieve import as_hcid
 from profiles.xds import iti18
 from profiles.xds.iti18 import QueryResponse
 from profiles.xds.metadata import ObjectRef

@@ -25,9 +25,9 @@ from profiles.errors import (
     XDSMissingHomeCommunityId,
     XDSUnknownCommunity,
 )
+from profiles.oid import as_hcid, bare_oid
 from profiles.transaction import Context, ErrorForm, Reply, Transaction
 from profiles.xca.iti38 import located
-from profiles.xca.retrieve import as_hcid, clean_id
 from profiles.xds import iti43
 from profiles.xds.iti43 import RetrieveRequest, RetrieveResponse
 
@@ -68,7 +68,7 @@ def cross_gateway_retrieve(
         else:
             # Some gateways write urn:oid: on RepositoryUniqueId too (a partner quirk).
             wanted.append(replace(r, home_community_id=home,
-                                  repository_unique_id=clean_id(r.repository_unique_id)))
+                                  repository_unique_id=bare_oid(r.repository_unique_id)))
     if not wanted:
         return RetrieveResponse((), tuple(errors))
     found = iti43.retrieve(RetrieveRequest(tuple(wanted)), repository, home_community_id=home)

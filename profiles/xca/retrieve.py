@@ -22,6 +22,7 @@ from lxml import etree
 
 from profiles.error_forms import registry_error_list, response_status
 from profiles.errors import ErrorDetail, Severity, XDSRepositoryError
+from profiles.oid import as_hcid, bare_oid
 from profiles.transaction import Attachment, OutgoingAttachment, Reply
 from profiles.xop import XOP_INCLUDE, XOP_NS, content_id_from_href
 
@@ -33,22 +34,6 @@ STATUSES = {
     "Failure": "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure",
     "PartialSuccess": "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess",
 }
-
-
-def clean_id(value: str | None) -> str:
-    """An id as peers mangle it, made plain: spaces, ``[...]`` and ``urn:oid:`` removed."""
-    value = (value or "").strip()
-    if value.startswith("[") and value.endswith("]"):
-        value = value[1:-1].strip()
-    while value.lower().startswith("urn:oid:"):
-        value = value[8:].strip()
-    return value
-
-
-def as_hcid(value: str | None) -> str | None:
-    """A homeCommunityId in our canonical ``urn:oid:`` form (None when absent)."""
-    bare = clean_id(value)
-    return f"urn:oid:{bare}" if bare else None
 
 
 @dataclass(frozen=True)
@@ -93,7 +78,7 @@ def parse_retrieve_request(el: etree._Element) -> tuple[DocumentRequest, ...]:
         raise XDSRepositoryError(f"expected RetrieveDocumentSetRequest, got {el.tag}")
     out = []
     for i, req in enumerate(el.iterfind(X + "DocumentRequest")):
-        repo = clean_id(req.findtext(X + "RepositoryUniqueId"))
+        repo = bare_oid(req.findtext(X + "RepositoryUniqueId"))
         doc = (req.findtext(X + "DocumentUniqueId") or "").strip()
         if not repo or not doc:
             raise XDSRepositoryError(
@@ -113,7 +98,7 @@ def retrieve_request_to_xml(
     for r in requests:
         dr = etree.SubElement(el, X + "DocumentRequest")
         if r.home_community_id:
-            bare = clean_id(r.home_community_id)
+            bare = bare_oid(r.home_community_id)
             etree.SubElement(dr, X + "HomeCommunityId").text = (
                 f"urn:oid:{bare}" if urn_oid else bare
             )
@@ -171,8 +156,8 @@ def parse_retrieve_response(
 
 
 def _document(dr: etree._Element, attachments, asked: str | None) -> RetrievedDocument:
-    repo = clean_id(dr.findtext(X + "RepositoryUniqueId"))
-    doc = clean_id(dr.findtext(X + "DocumentUniqueId"))
+    repo = bare_oid(dr.findtext(X + "RepositoryUniqueId"))
+    doc = bare_oid(dr.findtext(X + "DocumentUniqueId"))
     if not doc:
         raise ValueError("no DocumentUniqueId")
     mime = (dr.findtext(X + "mimeType") or "").strip()
@@ -195,13 +180,13 @@ def _document(dr: etree._Element, attachments, asked: str | None) -> RetrievedDo
             raise ValueError("inline Document is not base64") from None
         content = inline(data, mime)
     return RetrievedDocument(
-        repository_unique_id=repo or clean_id(asked),
+        repository_unique_id=repo or bare_oid(asked),
         document_unique_id=doc,
         content=content,
         mime_type=mime,
         home_community_id=as_hcid(dr.findtext(X + "HomeCommunityId")) or asked,
-        new_repository_unique_id=clean_id(dr.findtext(X + "NewRepositoryUniqueId")) or None,
-        new_document_unique_id=clean_id(dr.findtext(X + "NewDocumentUniqueId")) or None,
+        new_repository_unique_id=bare_oid(dr.findtext(X + "NewRepositoryUniqueId")) or None,
+        new_document_unique_id=bare_oid(dr.findtext(X + "NewDocumentUniqueId")) or None,
     )
 
 

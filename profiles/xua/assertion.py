@@ -154,11 +154,6 @@ def oid_uri(value: str) -> str:
     return value
 
 
-def bare_oid(value: str) -> str:
-    value = value.strip()
-    return value[8:] if value[:8].lower() == "urn:oid:" else value
-
-
 def is_oid(value: str) -> bool:
     parts = value.split(".")
     return len(parts) >= 2 and all(p.isdigit() and p.isascii() for p in parts)

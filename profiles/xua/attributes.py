@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from profiles.oid import bare_oid
 from profiles.xua.assertion import (
     ACTION_RWEDC,
     ATTR_NAME_FORMAT_URI,
@@ -29,7 +30,6 @@ from profiles.xua.assertion import (
     AuthzDecision,
     Code,
     Principal,
-    bare_oid,
     is_oid,
     oid_uri,
 )

@@ -29,6 +29,7 @@ from signxml import SignatureConfiguration, XMLVerifier
 from signxml.exceptions import InvalidCertificate, InvalidSignature, SignXMLException
 
 from profiles.errors import WSSE_NS
+from profiles.oid import bare_oid
 from profiles.ports import Clock
 from profiles.xua import structure
 from profiles.xua.assertion import (
@@ -37,7 +38,6 @@ from profiles.xua.assertion import (
     SAMLID_VALUE_TYPE,
     AssertionFacts,
     Principal,
-    bare_oid,
     name_ok,
     parse_datetime,
 )

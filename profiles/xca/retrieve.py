@@ -24,6 +24,8 @@ from profiles.error_forms import registry_error_list, response_status
 from profiles.errors import ErrorDetail, Severity, XDSRepositoryError
 from profiles.oid import as_hcid, bare_oid
 from profiles.transaction import Attachment, OutgoingAttachment, Reply
+from profiles.xds import iti43
+from profiles.xds.iti43 import DocumentRequest
 from profiles.xop import XOP_INCLUDE, XOP_NS, content_id_from_href
 
 XDS = "urn:ihe:iti:xds-b:2007"
@@ -34,13 +36,6 @@ STATUSES = {
     "Failure": "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure",
     "PartialSuccess": "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess",
 }
-
-
-@dataclass(frozen=True)
-class DocumentRequest:
-    repository_unique_id: str
-    document_unique_id: str
-    home_community_id: str | None = None  # canonical urn:oid: form
 
 
 @dataclass(frozen=True)
@@ -73,21 +68,14 @@ def inline(data: bytes, content_type: str = "application/octet-stream") -> Attac
 
 
 def parse_retrieve_request(el: etree._Element) -> tuple[DocumentRequest, ...]:
-    """``xds:RetrieveDocumentSetRequest`` -> its DocumentRequests (ids cleaned)."""
-    if el.tag != X + "RetrieveDocumentSetRequest":
-        raise XDSRepositoryError(f"expected RetrieveDocumentSetRequest, got {el.tag}")
-    out = []
-    for i, req in enumerate(el.iterfind(X + "DocumentRequest")):
-        repo = bare_oid(req.findtext(X + "RepositoryUniqueId"))
-        doc = (req.findtext(X + "DocumentUniqueId") or "").strip()
-        if not repo or not doc:
-            raise XDSRepositoryError(
-                f"DocumentRequest {i + 1} lacks RepositoryUniqueId or DocumentUniqueId"
-            )
-        out.append(DocumentRequest(repo, doc, as_hcid(req.findtext(X + "HomeCommunityId"))))
-    if not out:
-        raise XDSRepositoryError("RetrieveDocumentSetRequest holds no DocumentRequest")
-    return tuple(out)
+    """``xds:RetrieveDocumentSetRequest`` read as ITI-43 reads it (``iti43.parse``), with
+    the ids as peers mangle them made plain: the repository id bare, the homeCommunityId
+    in our ``urn:oid:`` form (XCA routes and compares by it)."""
+    return tuple(
+        DocumentRequest(bare_oid(r.repository_unique_id), r.document_unique_id,
+                        as_hcid(r.home_community_id))
+        for r in iti43.parse(el).documents
+    )
 
 
 def retrieve_request_to_xml(

@@ -11,10 +11,11 @@ We rewrite the metadata rather than keep a side table that rewrites answers:
 the ``patient_id`` column every stored query filters on and the value of the
 patientId ExternalIdentifier inside the stored ebRIM XML, so LeafClass answers
 carry the survivor's id. The stored XML is the codec's own output, so only that
-one attribute is changed in place (lxml, no model round trip): parsing each object
-into its model and writing it back cost ~1.7 ms per object in ``bench/merge.py``,
-while a merge holds the write lock. A stored object without that identifier (the
-codec always writes one) fails the merge, which then rolls back whole.
+one attribute is changed in place (``profiles.xds.rim.with_external_identifier``, no
+model round trip): parsing each object into its model and writing it back cost ~1.7 ms
+per object in ``bench/merge.py``, while a merge holds the write lock. A stored object
+without that identifier (the codec always writes one) fails the merge, which then rolls
+back whole.
 ``sourcePatientId`` (the source's local id) stays as registered, as the
 specification requires. The child tables (codes, authors, referenceIdList) hang
 off the row id, which does not change, so they follow without a write.
@@ -30,22 +31,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from lxml import etree
 from sqlalchemy.orm import Session
 
 from gateway.registry.models import DocumentEntryRow, FolderRow, SubmissionSetRow
 from profiles.hl7v3.datatypes import II
 from profiles.xds import codes as c
+from profiles.xds.rim import with_external_identifier
 
 _CHUNK = 500
-_SAFE = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True)
 _SCHEME = {DocumentEntryRow: c.DE_PATIENT_ID, SubmissionSetRow: c.SS_PATIENT_ID,
            FolderRow: c.FOLDER_PATIENT_ID}
-
-
-def cx(ii: II) -> str:
-    """The XDS patient id form (``id^^^&OID&ISO``) the registry stores and queries by."""
-    return f"{ii.extension}^^^&{ii.root}&ISO"
 
 
 @dataclass(frozen=True)
@@ -66,17 +61,6 @@ class MovedObjects:
                             self.folders + other.folders)
 
 
-def _rewritten(xml: bytes, scheme: str, new: str) -> bytes | None:
-    """``xml`` with its patientId ExternalIdentifier's value set to ``new`` (None: absent)."""
-    el = etree.fromstring(xml, _SAFE)
-    found = [x for x in el.iterchildren(f"{{{c.RIM}}}ExternalIdentifier")
-             if x.get("identificationScheme") == scheme]
-    if len(found) != 1:
-        return None
-    found[0].set("value", new)
-    return etree.tostring(el)
-
-
 def _move_table(session: Session, table: Any, old: str, new: str) -> int:
     """Rewrite ``table``'s rows of patient ``old`` (any status), a chunk at a time."""
     moved = 0
@@ -87,7 +71,7 @@ def _move_table(session: Session, table: Any, old: str, new: str) -> int:
             return moved
         changes = []
         for row_id, xml in rows:
-            fresh = _rewritten(xml, _SCHEME[table], new)
+            fresh = with_external_identifier(xml, _SCHEME[table], new)
             if fresh is None:
                 raise ValueError(f"{table.__tablename__} row {row_id}: its stored XML has no "
                                  "patientId ExternalIdentifier; the merge is not applied")
@@ -98,7 +82,7 @@ def _move_table(session: Session, table: Any, old: str, new: str) -> int:
 
 def move_patient(session: Session, obsolete: II, survivor: II) -> MovedObjects:
     """Point every DocumentEntry, SubmissionSet and Folder of ``obsolete`` at ``survivor``."""
-    old, new = cx(obsolete), cx(survivor)
+    old, new = str(obsolete), str(survivor)  # the CX form the registry stores
     if old == new:
         return MovedObjects()
     return MovedObjects(
@@ -108,4 +92,4 @@ def move_patient(session: Session, obsolete: II, survivor: II) -> MovedObjects:
     )
 
 
-__all__ = ["MovedObjects", "cx", "move_patient"]
+__all__ = ["MovedObjects", "move_patient"]

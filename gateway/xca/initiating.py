@@ -117,19 +117,20 @@ class FanOut:
         return self.directory.get(home_community_id)
 
     def correlated(self, patient_id: str) -> list[tuple[str, str]]:
+        """(homeCommunityId, their CX) per partner that knows ``patient_id``; with
+        discovery wired (``gateway.xcpd.wiring``), XCPD first for a patient nobody knows."""
         if self.correlations is None or not patient_id:
             return []
-        from profiles.hl7v3.datatypes import II
+        from profiles.pix.ports import parse_cx
 
-        ext, _, rest = patient_id.partition("^^^")
-        root = rest.strip("&").split("&")[0] if rest else ""
-        found = self.correlations.correlations(II(root or None, ext or None))
-        # -- XCPD before XCA (helper 1; gateway/xcpd/wiring.py sets it) ----------------
+        try:
+            ours = parse_cx(patient_id)
+        except ValueError:
+            return []  # not an id we could have correlated
+        found = self.correlations.correlations(ours)
         if not found and self.discover_first is not None:
-            found = self.discover_first(II(root or None, ext or None))
-        # -- end XCPD ---------------------------------------------------------------------
-        return [(c.home_community_id, f"{c.theirs.extension}^^^&{c.theirs.root}&ISO")
-                for c in found]
+            found = self.discover_first(ours)
+        return [(c.home_community_id, str(c.theirs)) for c in found]
 
     def local_query(self, query: StoredQuery) -> Sequence[ListMember] | None:
         return None if self.registry is None else self.registry.run_query(query)

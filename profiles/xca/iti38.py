@@ -63,10 +63,6 @@ def _object_id(obj: Any) -> str:
     return obj.id if isinstance(obj, ObjectRef) else getattr(obj, "entry_uuid", "") or str(id(obj))
 
 
-def _cx(ii: Any) -> str:
-    return f"{ii.extension}^^^&{ii.root}&ISO"
-
-
 def local_patient_ids(patients: Any, patient_id: str) -> list[str]:
     """``patient_id`` first, then our ids for the same person (``PatientIndex.local_ids``:
     cross-references, records listing it as another id, partners' correlations).
@@ -82,7 +78,7 @@ def local_patient_ids(patients: Any, patient_id: str) -> list[str]:
     out: dict[tuple[str, str], str] = {key_of(ii): patient_id}
     for other in patients.local_ids(ii):
         if other.root and other.extension:
-            out.setdefault(key_of(other), _cx(other))
+            out.setdefault(key_of(other), str(other))
     return list(out.values())[:MAX_LOCAL_IDS]
 
 

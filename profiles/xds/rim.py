@@ -28,6 +28,7 @@ from profiles.xds.metadata import (
     Slot,
 )
 from profiles.xds.values import is_uuid_urn
+from profiles.xml import parse_xml
 
 R = f"{{{c.RIM}}}"
 XML_LANG = f"{{{c.XML_NS}}}lang"
@@ -370,3 +371,17 @@ def attributes(obj, home: str | None) -> dict[str, str | None]:
         "lid": obj.logical_id,
         "status": status.value if status is not None else None,
     }
+
+
+def with_external_identifier(xml: bytes, scheme: str, value: str) -> bytes | None:
+    """A stored registry object's XML with the value of its one ExternalIdentifier of
+    ``scheme`` replaced (None when it has none, or several). Edited in place, not through
+    the model: a patient merge rewrites thousands of objects while it holds the write lock,
+    and the stored XML is this codec's own output."""
+    el = parse_xml(xml, max_bytes=len(xml) + 1)
+    found = [x for x in el.iterchildren(f"{R}ExternalIdentifier")
+             if x.get("identificationScheme") == scheme]
+    if len(found) != 1:
+        return None
+    found[0].set("value", value)
+    return etree.tostring(el)

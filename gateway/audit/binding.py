@@ -21,6 +21,8 @@ per-session listeners cost more to register than the audit row itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
@@ -128,3 +130,15 @@ def _after_commit(session: Session) -> None:
 def _after_rollback(session: Session) -> None:
     session.info.pop(_CONNECTION, None)
     session.info.pop(BOUND, None)
+
+
+@contextmanager
+def bound_to(audit: Any, session: Session) -> Iterator[None]:
+    """``audit.bind(session)`` when there is a request audit that can bind (the gateway's
+    ``RequestAudit``), else nothing: for ports that also run without one (CLI, tests)."""
+    bind = getattr(audit, "bind", None)
+    if bind is None:
+        yield
+        return
+    with bind(session):
+        yield

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from gateway.audit.binding import bound_to
 from gateway.partners.model import hcid
 from gateway.patients import merging
 from gateway.patients.models import (
@@ -242,7 +243,7 @@ class SqlPatientIndex:
         pairs = [(s, tuple(o)) for s, o in merges]
 
         def work(session: Session) -> tuple[MergeResult, ...]:
-            with merging.bound(audit, session):  # the records commit with the merge
+            with bound_to(audit, session):  # the records commit with the merge
                 return tuple(self._merge(session, s, o, source) for s, o in pairs)
 
         return self._write(work)

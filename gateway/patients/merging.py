@@ -23,9 +23,6 @@ is audited exactly when it is stored; a rolled-back merge leaves its records to
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -91,15 +88,4 @@ def move_documents(session: Session, obsolete: II, survivor: II) -> MovedObjects
     return moved
 
 
-@contextmanager
-def bound(audit: Any, session: Session) -> Iterator[None]:
-    """``audit.bind(session)`` when the sink can bind (the gateway's), else nothing."""
-    bind = getattr(audit, "bind", None)
-    if bind is None:
-        yield
-        return
-    with bind(session):
-        yield
-
-
-__all__ = ["MovedObjects", "bound", "move_documents", "retire"]
+__all__ = ["MovedObjects", "move_documents", "retire"]

@@ -22,7 +22,7 @@ registering it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from gateway.audit.binding import bound_to
 from gateway.repository.handoff import write_submission
 from gateway.repository.models import RepositoryDocument
 from gateway.store.blobindex import BlobSizeConflict, record_blob
@@ -173,7 +174,7 @@ class SqlRepository:
     def _register_remote(
         self, submission: Submission, documents: Sequence[StoredDocument], audit: Any
     ) -> None:
-        with self.database.session() as session, _bound(audit, session):
+        with self.database.session() as session, bound_to(audit, session):
             created = self.record(session, documents)
         try:
             self.registry_client.register(submission)
@@ -297,22 +298,12 @@ class _JoinedTransaction:
         outer = self._outer
         session = getattr(self._tx, "session", None)
         if isinstance(session, Session):
-            with _bound(outer.audit, session):
+            with bound_to(outer.audit, session):
                 outer.repo.record(session, outer.documents)
         else:  # a registry with its own storage: documents first, taken back on failure
-            with outer.repo.database.session() as own, _bound(outer.audit, own):
+            with outer.repo.database.session() as own, bound_to(outer.audit, own):
                 self._created += outer.repo.record(own, outer.documents)
         self._tx.save(registration)
-
-
-@contextmanager
-def _bound(audit: Any, session: Session) -> Iterator[None]:
-    bind: Callable | None = getattr(audit, "bind", None)
-    if bind is None:
-        yield
-        return
-    with bind(session):
-        yield
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from lxml import etree
 
@@ -33,6 +33,9 @@ from profiles.transaction import (
     Transaction,
     spliced,
 )
+
+if TYPE_CHECKING:
+    from gateway.audit.hook import RequestAudit
 
 log = logging.getLogger("gateway.soap")
 
@@ -111,11 +114,11 @@ def handle_soap(
     limits: Limits,
     ports=None,
     security: SecurityGate | None = None,
-    audit: Any = None,
+    audit: RequestAudit | None = None,
 ) -> SoapResponse:
     """Answer one SOAP request on ``route``; never raises.
 
-    ``audit`` (an AuditSink) travels in the context so handlers and ports can
+    ``audit`` (the request's ``RequestAudit``) travels in the context so handlers and ports can
     note their facts; its record joins the data commit of a request that writes,
     and is written (``answered``) before this returns, so before the answer is sent.
     """
@@ -153,11 +156,10 @@ def handle_soap(
                 ProblemAction=addressing.action,
             )
         principal = security(route, envelope, req) if security is not None else None
-        known = getattr(audit, "known", None)
-        if known is not None:  # a bound data commit builds the record from this and notes
-            known(transaction=txn.id, reply_to=addressing.reply_to,
-                  message_id=addressing.message_id, principal=principal,
-                  action=addressing.action)
+        if audit is not None:  # a bound data commit builds the record from this and notes
+            audit.known(transaction=txn.id, reply_to=addressing.reply_to,
+                        message_id=addressing.message_id, principal=principal,
+                        action=addressing.action)
         ctx = Context(
             request_id=req.request_id,
             action=addressing.action,
@@ -170,8 +172,7 @@ def handle_soap(
             principal=principal,
             audit=audit,
         )
-        serving = getattr(audit, "serving", None)  # its data commits carry its record
-        with serving() if serving is not None else nullcontext():
+        with audit.serving() if audit is not None else nullcontext():  # data carries it
             response = _run(txn, envelope, ctx)
     except SoapFault as fault:
         response = _fault_response(fault, version, addressing)
@@ -185,9 +186,8 @@ def handle_soap(
     response.principal = principal
     if txn is not None:
         response.transaction = txn.id
-    answered = getattr(audit, "answered", None)
-    if answered is not None:  # the record is durable before the answer leaves
-        answered(response)
+    if audit is not None:  # the record is durable before the answer leaves
+        audit.answered(response)
     return response
 
 

@@ -19,6 +19,32 @@ def conformance() -> Path:
     return CONFORMANCE
 
 
+@pytest.fixture(scope="module")
+def community_template(tmp_path_factory) -> Path:
+    """One ``ihe-gateway init`` community (SQLite) per test module; ``community`` copies it."""
+    from gateway.community import init_community
+    from gateway.config import DATABASE_ENV
+
+    directory = tmp_path_factory.mktemp("template") / "community"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(DATABASE_ENV, raising=False)
+        init_community(directory, port=18443)
+    return directory
+
+
+@pytest.fixture
+def community(community_template, tmp_path, monkeypatch) -> Path:
+    """A fresh copy of the module's community, for a test that changes it."""
+    import shutil
+
+    from gateway.config import DATABASE_ENV
+
+    monkeypatch.delenv(DATABASE_ENV, raising=False)
+    target = tmp_path / "community"
+    shutil.copytree(community_template, target)
+    return target
+
+
 def postgres_url() -> str | None:
     return os.environ.get(PG_ENV) or None
 

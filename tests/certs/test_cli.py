@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import stat
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -17,26 +15,7 @@ from certs import authority, inventory
 from certs.changes import pem
 from certs.store import load_certificate, load_certificates
 from gateway.cli import main
-from gateway.community import init_community
-from gateway.config import DATABASE_ENV
 from tests.certs import pki
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("certs-cli") / "community"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(DATABASE_ENV, raising=False)
-        init_community(directory, port=18443)
-    return directory
-
-
-@pytest.fixture
-def community(template, tmp_path, monkeypatch) -> Path:
-    monkeypatch.delenv(DATABASE_ENV, raising=False)
-    target = tmp_path / "community"
-    shutil.copytree(template, target)
-    return target
 
 
 def run(community: Path | None, *args: str, code: int = 0) -> str:

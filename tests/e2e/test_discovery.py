@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from lxml import etree
 
 import wsdl
@@ -37,7 +36,7 @@ from profiles.hl7v3.wrapper import AckType, Device
 from profiles.xcpd.models import PatientDiscoveryQuery, QueryParameters
 from profiles.xcpd.query import patient_discovery_query_to_xml
 from profiles.xcpd.response import parse_patient_discovery_response
-from tests.conftest import postgres_url
+from tests.e2e.databases import own_database
 from tests.e2e.support import server_env, stop_gateway
 from tests.profiles.hl7v3_fixtures import SCHEMAS
 
@@ -52,20 +51,8 @@ ACTION = "urn:hl7-org:v3:PRPA_IN201305UV02:CrossGatewayPatientDiscovery"
 
 @pytest.fixture(scope="module")
 def dod_database_url() -> Iterator[str | None]:
-    base = postgres_url()
-    if not base:
-        yield None
-        return
-    url = sa.engine.make_url(base)
-    name = f"{url.database}_discovery"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    """A PostgreSQL database of DoD's own when the suite runs on PostgreSQL."""
+    yield from own_database("discovery")
 
 
 class Fed:

@@ -19,7 +19,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from lxml import etree
 
 import wsdl
@@ -35,7 +34,7 @@ from gateway.federation import (
     import_documents,
     init,
 )
-from tests.conftest import postgres_url
+from tests.e2e.databases import own_database
 from tests.e2e.support import server_env, stop_gateway
 
 pytestmark = pytest.mark.e2e
@@ -49,20 +48,7 @@ XOP = "{http://www.w3.org/2004/08/xop/include}Include"
 @pytest.fixture(scope="module")
 def dod_database_url() -> Iterator[str | None]:
     """A PostgreSQL database of DoD's own when the suite runs on PostgreSQL."""
-    base = postgres_url()
-    if not base:
-        yield None
-        return
-    url = sa.engine.make_url(base)
-    name = f"{url.database}_federation"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    yield from own_database("federation")
 
 
 class Fed:

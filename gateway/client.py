@@ -39,10 +39,6 @@ from gateway.transport import (
     PartnerUnreachable,
     Transport,
 )
-
-# Re-exported (``X as X``) for callers that imported them from here before the split.
-from gateway.transport import MockTransport as MockTransport
-from gateway.transport import response as response
 from profiles.errors import WSA_NS, SoapFault
 from profiles.transaction import Attachment, OutgoingAttachment
 from profiles.xml import parse_xml

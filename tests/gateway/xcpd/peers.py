@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from gateway.client import HttpRequest, HttpResponse, response
+from gateway.transport import HttpRequest, HttpResponse, response
 from profiles.hl7v3.control import IssueError, RequestedAttribute
 from profiles.hl7v3.datatypes import II
 from profiles.hl7v3.patient import Patient, Person

@@ -11,12 +11,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway.client import HttpRequest, OutboundClient, response
+from gateway.client import OutboundClient
 from gateway.config import Community, Limits, Xcpd
 from gateway.partners.directory import PartnerDirectory
 from gateway.patients.index import SqlPatientIndex
 from gateway.store import migrate
 from gateway.store.db import Database
+from gateway.transport import HttpRequest, response
 from gateway.xca.initiating import FanOut
 from gateway.xcpd.fanout import DiscoveryFanOut
 from gateway.xcpd.wiring import DiscoverFirst, hook_deadline, wire_discovery

@@ -15,11 +15,12 @@ import pytest
 from lxml import etree
 
 import wsdl
-from gateway.client import OutboundClient, PartnerTimeout
+from gateway.client import OutboundClient
 from gateway.partners.directory import PartnerDirectory
 from gateway.patients.index import SqlPatientIndex
 from gateway.store import migrate
 from gateway.store.db import Database
+from gateway.transport import PartnerTimeout
 from gateway.xca.initiating import FanOut
 from gateway.xcpd.fanout import DiscoveryFanOut
 from profiles.atna.facts import AuditFacts

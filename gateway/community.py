@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from certs import authority
-from gateway.config import OID_RE, ROLE_NAMES, load_config, normalise_oid
+from gateway.config import ROLE_NAMES, load_config, normalise_oid
+from gateway.config_reader import OID_RE
 
 CONFIG_FILE = "gateway.toml"
 # The files init writes, relative to the community folder; none may exist beforehand.

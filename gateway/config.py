@@ -1,8 +1,9 @@
 """Configuration: ``gateway.toml`` loaded into frozen dataclasses.
 
-Every problem is collected (with its dotted key and the reason) before anything
-is raised, so ``ihe-gateway check-config`` can print them all at once.
-Relative paths are resolved against the folder holding the file.
+Every problem is collected (with its dotted key and the reason, by
+``gateway.config_reader.TableReader``) before anything is raised, so
+``ihe-gateway check-config`` can print them all at once. Relative paths are
+resolved against the folder holding the file.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.config_reader import (
+    TableReader,
+    must_be_oid,
+    must_be_port,
+    must_be_positive,
+    must_be_strings,
+    must_not_be_negative,
+)
 from gateway.partners.model import Partner, PartnerError, partner_from_table
 from gateway.settings import Mllp, matching_from, mllp_from
 from profiles.xcpd.matching import MatchConfig
 
-OID_RE = re.compile(r"^(urn:oid:)?[0-2](\.(0|[1-9][0-9]*))+$")
 ROLE_NAMES = (
     "registry",
     "repository",
@@ -155,79 +163,6 @@ class Config:
         return role in self.roles
 
 
-class _Reader:
-    """Reads one TOML table, recording problems instead of raising."""
-
-    def __init__(self, table: Any, where: str, problems: list[str]) -> None:
-        self.where, self.problems = where, problems
-        if not isinstance(table, dict):
-            problems.append(f"{where}: must be a table")
-            table = {}
-        self.table: dict[str, Any] = table
-        self.seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.where}.{name}" if self.where else name
-
-    def get(self, name: str, kind: type | tuple[type, ...], default: Any = ..., *, check=None):
-        self.seen.add(name)
-        if name not in self.table:
-            if default is ...:
-                self.problems.append(f"{self.key(name)}: required")
-                return None
-            return default
-        value = self.table[name]
-        if isinstance(value, bool) and kind is not bool and bool not in _as_tuple(kind):
-            self.problems.append(f"{self.key(name)}: expected {_kind_name(kind)}, got a boolean")
-            return None if default is ... else default
-        if not isinstance(value, kind):
-            self.problems.append(
-                f"{self.key(name)}: expected {_kind_name(kind)}, got {type(value).__name__}"
-            )
-            return None if default is ... else default
-        if check is not None:
-            reason = check(value)
-            if reason:
-                self.problems.append(f"{self.key(name)}: {reason}")
-        return value
-
-    def sub(self, name: str) -> _Reader:
-        self.seen.add(name)
-        return _Reader(self.table.get(name, {}), self.key(name), self.problems)
-
-    def finish(self) -> None:
-        for extra in sorted(set(self.table) - self.seen):
-            self.problems.append(f"{self.key(extra)}: unknown key")
-
-
-def _as_tuple(kind) -> tuple:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _kind_name(kind) -> str:
-    return " or ".join(k.__name__ for k in _as_tuple(kind))
-
-
-def _oid(value: str) -> str | None:
-    return None if OID_RE.match(value) else "not an OID (digits and dots, e.g. 2.16.840.1.1)"
-
-
-def _port(value: int) -> str | None:
-    return None if 0 < value < 65536 else "must be between 1 and 65535"
-
-
-def _positive(value: float) -> str | None:
-    return None if value > 0 else "must be greater than zero"
-
-
-def _not_negative(value: float) -> str | None:
-    return None if value >= 0 else "must not be negative"
-
-
-def _strings(value: list) -> str | None:
-    return None if all(isinstance(v, str) for v in value) else "must be a list of strings"
-
-
 def load_config(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Config:
     """Load and validate a gateway.toml; raise ConfigError listing every problem."""
     path = Path(path)
@@ -249,22 +184,22 @@ def config_from_dict(
 ) -> Config:
     env = os.environ if environ is None else environ
     problems: list[str] = []
-    top = _Reader(data, "", problems)
+    top = TableReader(data, "", problems)
 
     def resolve(p: str | None) -> Path | None:
         return None if p is None else (base / p).resolve()
 
     c = top.sub("community")
-    oid = c.get("home_community_id", str, check=_oid)
+    oid = c.get("home_community_id", str, check=must_be_oid)
     community = Community(oid=normalise_oid(oid or "0.0"), name=c.get("name", str, ""))
     c.finish()
 
     s = top.sub("server")
     server = Server(
         host=s.get("host", str, "127.0.0.1"),
-        port=s.get("port", int, 8443, check=_port),
-        workers=s.get("workers", int, 2, check=_positive),
-        threads=s.get("threads", int, 4, check=_positive),
+        port=s.get("port", int, 8443, check=must_be_port),
+        workers=s.get("workers", int, 2, check=must_be_positive),
+        threads=s.get("threads", int, 4, check=must_be_positive),
     )
     s.finish()
 
@@ -298,16 +233,16 @@ def config_from_dict(
     defaults = Limits()
     limits = Limits(
         max_message_bytes=lim.get(
-            "max_message_bytes", int, defaults.max_message_bytes, check=_positive
+            "max_message_bytes", int, defaults.max_message_bytes, check=must_be_positive
         ),
         max_attachment_bytes=lim.get(
-            "max_attachment_bytes", int, defaults.max_attachment_bytes, check=_positive
+            "max_attachment_bytes", int, defaults.max_attachment_bytes, check=must_be_positive
         ),
         request_timeout_seconds=float(
-            lim.get("request_timeout_seconds", (int, float), 120.0, check=_positive)
+            lim.get("request_timeout_seconds", (int, float), 120.0, check=must_be_positive)
         ),
         outbound_timeout_seconds=float(
-            lim.get("outbound_timeout_seconds", (int, float), 30.0, check=_positive)
+            lim.get("outbound_timeout_seconds", (int, float), 30.0, check=must_be_positive)
         ),
     )
     lim.finish()
@@ -330,7 +265,7 @@ def config_from_dict(
     a = top.sub("audit")
     audit = []
     for i, raw in enumerate(a.get("destinations", list, [])):
-        ad = _Reader(raw, f"audit.destinations[{i}]", problems)
+        ad = TableReader(raw, f"audit.destinations[{i}]", problems)
         audit.append(
             AuditDestination(
                 transport=ad.get(
@@ -340,7 +275,7 @@ def config_from_dict(
                     check=lambda v: None if v in ("tls", "udp") else "must be 'tls' or 'udp'",
                 ),
                 host=ad.get("host", str) or "",
-                port=ad.get("port", int, 6514, check=_port),
+                port=ad.get("port", int, 6514, check=must_be_port),
             )
         )
         ad.finish()
@@ -353,19 +288,20 @@ def config_from_dict(
             "required_on_partner_endpoints", bool, xd.required_on_partner_endpoints
         ),
         clock_skew_seconds=float(
-            x.get("clock_skew_seconds", (int, float), xd.clock_skew_seconds, check=_not_negative)
+            x.get("clock_skew_seconds", (int, float), xd.clock_skew_seconds,
+                  check=must_not_be_negative)
         ),
-        audience=tuple(x.get("audience", list, [], check=_strings)),
+        audience=tuple(x.get("audience", list, [], check=must_be_strings)),
         require_registered_partner=x.get(
             "require_registered_partner", bool, xd.require_registered_partner
         ),
         timestamp_max_age_seconds=float(
-            x.get("timestamp_max_age_seconds", (int, float), 300.0, check=_positive)
+            x.get("timestamp_max_age_seconds", (int, float), 300.0, check=must_be_positive)
         ),
         max_assertion_age_seconds=float(
-            x.get("max_assertion_age_seconds", (int, float), 3600.0, check=_positive)
+            x.get("max_assertion_age_seconds", (int, float), 3600.0, check=must_be_positive)
         ),
-        role_codes=tuple(x.get("role_codes", list, [], check=_strings)),
+        role_codes=tuple(x.get("role_codes", list, [], check=must_be_strings)),
     )
     x.finish()
 
@@ -383,11 +319,11 @@ def config_from_dict(
                 problems.append(f"ccda: {exc}")
 
     rg = top.sub("registry")
-    registry = Registry(max_results=rg.get("max_results", int, 1000, check=_positive))
+    registry = Registry(max_results=rg.get("max_results", int, 1000, check=must_be_positive))
     rg.finish()
     rp = top.sub("repository")
     repository = Repository(
-        unique_id=rp.get("unique_id", str, None, check=_oid),
+        unique_id=rp.get("unique_id", str, None, check=must_be_oid),
         registry_url=rp.get("registry_url", str, None, check=lambda v: None if re.match(
             r"^https?://", v) else "must be an http(s):// URL"),
     )
@@ -398,7 +334,7 @@ def config_from_dict(
     xp = top.sub("xcpd")
     xcpd = Xcpd(discovery=xp.get("discovery", bool, True),
                 deadline_seconds=float(xp.get("deadline_seconds", (int, float), 30.0,
-                                              check=_positive)))
+                                              check=must_be_positive)))
     xp.finish()
 
     mllp = mllp_from(top.sub("mllp"), have_tls=tls is not None or "tls" in data,

@@ -42,7 +42,7 @@ def _number(value: Any) -> bool:
 
 
 def mllp_from(reader: Any, *, have_tls: bool, server_host: str, server_port: int) -> Mllp:
-    """``[mllp]`` from a ``config._Reader``; problems go to the reader's list."""
+    """``[mllp]`` from a ``config_reader.TableReader``; problems go to the reader's list."""
 
     def positive(v: float) -> str | None:
         return None if v > 0 else "must be greater than zero"
@@ -95,7 +95,7 @@ def _weight(reader: Any, name: str, default: Any) -> Any:
 
 
 def matching_from(reader: Any) -> MatchConfig:
-    """``[matching]`` from a ``config._Reader``; problems go to the reader's list."""
+    """``[matching]`` from a ``config_reader.TableReader``; problems go to the reader's list."""
     d = MatchConfig()
     threshold = reader.get("threshold", (int, float), d.threshold,
                            check=lambda v: None if v > 0 else "must be greater than zero")

@@ -6,11 +6,10 @@ retried once when a concurrent writer inserted the same identifier first.
 A database that cannot answer (pool exhausted, lock wait expired, connection
 lost) raises ``IndexBusy``, which XCPD answers with ResponderBusy.
 
-Linking: a record joins the group of every active record it names among its
-other identifiers, and of every record that names it; groups that meet are
-unified. A merge retires the obsolete records: their correlations, other ids and
-registry documents move to the survivor, the records cross-referenced to them join
-the survivor's group, and the request's audit records commit with it
+Storing records and linking them into cross-reference groups is
+``gateway.patients.feed``. A merge retires the obsolete records: their correlations,
+other ids and registry documents move to the survivor, the records cross-referenced
+to them join the survivor's group, and the request's audit records commit with it
 (``gateway.patients.merging``).
 """
 
@@ -27,19 +26,19 @@ from sqlalchemy.orm import Session
 from gateway.audit.binding import bound_to
 from gateway.partners.model import hcid
 from gateway.patients import merging
+from gateway.patients.feed import ensure_domain, link, store, store_all
 from gateway.patients.models import (
     ACTIVE,
     MERGED,
     Patient,
     PatientCorrelation,
     PatientDomain,
-    PatientGroup,
     PatientKey,
     PatientMerge,
     PatientOtherId,
 )
 from gateway.patients.records import person_from_json
-from gateway.patients.rows import any_id, checked_id, id_of, insert_for, other_keys, row_columns
+from gateway.patients.rows import any_id, checked_id, id_of, insert_for, row_of
 from gateway.store.db import Database
 from gateway.store.models import utcnow
 from profiles.hl7v3.datatypes import II
@@ -49,7 +48,6 @@ from profiles.pix.ports import (
     IndexBusy,
     MergeResult,
     PatientRecord,
-    UnknownDomain,
     key_of,
 )
 
@@ -86,149 +84,39 @@ class SqlPatientIndex:
                     raise
         raise AssertionError("unreachable")
 
-    @staticmethod
-    def _row(session: Session, ii: II, *, active: bool = True) -> Patient | None:
-        if not ii.root or not ii.extension:
-            return None
-        query = sa.select(Patient).where(Patient.root == ii.root,
-                                         Patient.extension == ii.extension)
-        if active:
-            query = query.where(Patient.status == ACTIVE)
-        return session.scalars(query).first()
-
-    def _ensure_domain(self, session: Session, oid: str, name: str | None = None) -> None:
-        insert = insert_for(session, PatientDomain).values(oid=oid, name=name, created_at=utcnow())
-        session.execute(insert.on_conflict_do_nothing(index_elements=["oid"]))
-
     # -- KnownPatients ---------------------------------------------------------------------
 
     def known(self, pid: II) -> bool:
         with self._session() as session:
-            return self._row(session, pid) is not None
+            return row_of(session, pid) is not None
 
     def domains(self) -> set[str]:
         with self._session() as session:
             return set(session.scalars(sa.select(PatientDomain.oid)))
 
     def register_domain(self, oid: str, name: str | None = None) -> None:
-        self._write(lambda s: self._ensure_domain(s, oid, name))
+        self._write(lambda s: ensure_domain(s, oid, name))
 
     # -- PatientFeed -----------------------------------------------------------------------
 
     def add(self, record: PatientRecord) -> bool:
-        return self._write(lambda s: self._store(s, record)[1])
+        new = self.accept_new_domains
+        return self._write(lambda s: store(s, record, accept_new_domains=new)[1])
 
     update = add  # a revision of an unknown id adds it, as a feed source expects
 
     def add_many(self, records: Iterable[PatientRecord], *, batch: int = 500) -> int:
         """Store records ``batch`` to a transaction (an initial load); returns how many."""
-        count, pending = 0, []
+        count, pending, new = 0, [], self.accept_new_domains
         for record in records:
             pending.append(record)
             if len(pending) >= batch:
-                count += self._write(lambda s, todo=tuple(pending): self._store_all(s, todo))
+                count += self._write(lambda s, todo=tuple(pending): store_all(
+                    s, todo, accept_new_domains=new))
                 pending = []
         if pending:
-            count += self._write(lambda s: self._store_all(s, pending))
+            count += self._write(lambda s: store_all(s, pending, accept_new_domains=new))
         return count
-
-    def _store_all(self, session: Session, records: Iterable[PatientRecord]) -> int:
-        """New ids inserted in bulk (group, row, other ids, keys); known ones one by one."""
-        batch = list({key_of(r.id): r for r in records}.values())
-        for record in batch:
-            checked_id(record.id)
-        known = {(r, e) for r, e in session.execute(sa.select(Patient.root, Patient.extension)
-                 .where(any_id(Patient.root, Patient.extension, [key_of(r.id) for r in batch])))}
-        fresh = [r for r in batch if key_of(r.id) not in known]
-        for record in batch:
-            if key_of(record.id) in known:
-                self._store(session, record)
-        if not fresh:
-            return len(batch)
-        for root in sorted({r.id.root or "" for r in fresh}):
-            if not self.accept_new_domains and session.get(PatientDomain, root) is None:
-                raise UnknownDomain(f"unknown patient identifier domain {root}")
-            self._ensure_domain(session, root)
-        now = utcnow()
-        groups = session.scalars(sa.insert(PatientGroup).returning(
-            PatientGroup.id, sort_by_parameter_order=True), [{"created_at": now}] * len(fresh))
-        rows = [row_columns(r) | {"group_id": g, "created_at": now, "updated_at": now}
-                for r, g in zip(fresh, list(groups), strict=True)]
-        ids = list(session.scalars(sa.insert(Patient).returning(
-            Patient.id, sort_by_parameter_order=True), rows))
-        others, keys = [], []
-        for record, pk in zip(fresh, ids, strict=True):
-            named = other_keys(record)
-            others += [{"patient_id": pk, "root": r, "extension": e} for r, e in sorted(named)]
-            keys += [{"patient_id": pk, "key": k} for k in sorted(
-                blocking_keys(Demographics.of_person(record.person, [record.id])))]
-            if self.accept_new_domains:
-                for root in sorted({r for r, _ in named}):
-                    self._ensure_domain(session, root)
-        if others:
-            session.execute(sa.insert(PatientOtherId), others)
-        if keys:
-            session.execute(sa.insert(PatientKey), keys)
-        # links: records naming others, and records another already names
-        named_here = {key_of(r.id) for r in fresh}
-        named_by_others = {(r, e) for r, e in session.execute(
-            sa.select(PatientOtherId.root, PatientOtherId.extension).where(
-                any_id(PatientOtherId.root, PatientOtherId.extension, named_here)))}
-        for record, pk in zip(fresh, ids, strict=True):
-            if other_keys(record) or key_of(record.id) in named_by_others:
-                row = session.get(Patient, pk)
-                assert row is not None
-                self._link(session, row, other_keys(record))
-        return len(batch)
-
-    def _store(self, session: Session, record: PatientRecord) -> tuple[Patient, bool]:
-        root, extension = checked_id(record.id)
-        if not self.accept_new_domains and session.get(PatientDomain, root) is None:
-            raise UnknownDomain(f"unknown patient identifier domain {root}")
-        self._ensure_domain(session, root, record.id.assigning_authority_name)
-        row = self._row(session, record.id, active=False)
-        created = row is None or row.status == MERGED  # a retired id fed again starts afresh
-        if created:
-            group = PatientGroup(created_at=utcnow())
-            session.add(group)
-            session.flush()
-            if row is None:
-                row = Patient(root=root, extension=extension, group_id=group.id)
-                session.add(row)
-            row.group_id, row.status, row.merged_into_id = group.id, ACTIVE, None
-        assert row is not None
-        for column, value in row_columns(record).items():
-            setattr(row, column, value)
-        row.updated_at = utcnow()
-        session.flush()
-        person, others = record.person, other_keys(record)
-        if self.accept_new_domains:
-            for other_root in sorted({r for r, _ in others}):
-                self._ensure_domain(session, other_root)
-        session.execute(sa.delete(PatientOtherId).where(PatientOtherId.patient_id == row.id))
-        session.execute(sa.delete(PatientKey).where(PatientKey.patient_id == row.id))
-        if others:
-            session.execute(sa.insert(PatientOtherId), [
-                {"patient_id": row.id, "root": r, "extension": e} for r, e in sorted(others)])
-        keys = blocking_keys(Demographics.of_person(person, [record.id]))
-        if keys:
-            session.execute(sa.insert(PatientKey),
-                            [{"patient_id": row.id, "key": k} for k in sorted(keys)])
-        self._link(session, row, others)
-        return row, created
-
-    def _link(self, session: Session, row: Patient, others: set[tuple[str, str]]) -> None:
-        named = any_id(Patient.root, Patient.extension, others)
-        naming = sa.select(PatientOtherId.patient_id).where(
-            PatientOtherId.root == row.root, PatientOtherId.extension == row.extension)
-        linked = sa.select(Patient.group_id).where(
-            Patient.status == ACTIVE, sa.or_(Patient.id.in_(naming), named))
-        groups = set(session.scalars(linked)) | {row.group_id}
-        if len(groups) > 1:
-            keep = min(groups)
-            session.execute(sa.update(Patient).where(Patient.group_id.in_(groups))
-                            .values(group_id=keep))
-            session.refresh(row)
 
     def merge(self, survivor: PatientRecord, obsolete: Iterable[II], *,
               source: str | None = None, audit: Any = None) -> MergeResult:
@@ -250,12 +138,12 @@ class SqlPatientIndex:
 
     def _merge(self, session: Session, survivor: PatientRecord, obsolete: Iterable[II],
                source: str | None) -> MergeResult:
-        kept, _ = self._store(session, survivor)
+        kept, _ = store(session, survivor, accept_new_domains=self.accept_new_domains)
         merged, unknown, total, objects = [], [], 0, merging.MovedObjects()
         for ii in obsolete:
             if key_of(ii) == key_of(survivor.id):
                 continue
-            row = self._row(session, ii)
+            row = row_of(session, ii)
             moved = 0
             if row is None:
                 unknown.append(ii)
@@ -270,7 +158,7 @@ class SqlPatientIndex:
                 obsolete_extension=ii.extension or "", obsolete_id=row.id if row else None,
                 correlations_moved=moved, source=source, merged_at=utcnow()))
         if merged:
-            self._link(session, kept, {(r, e) for r, e in session.execute(
+            link(session, kept, {(r, e) for r, e in session.execute(
                 sa.select(PatientOtherId.root, PatientOtherId.extension)
                 .where(PatientOtherId.patient_id == kept.id))})
         return MergeResult(survivor.id, tuple(merged), tuple(unknown), total, objects.total)
@@ -290,13 +178,13 @@ class SqlPatientIndex:
 
     def get(self, pid: II) -> PatientRecord | None:
         with self._session() as session:
-            row = self._row(session, pid)
+            row = row_of(session, pid)
             return self._records(session, [row])[0] if row else None
 
     def merged_into(self, pid: II) -> II | None:
         """The active id a retired ``pid`` now lives on as (following merges), else None."""
         with self._session() as session:
-            row = self._row(session, pid, active=False)
+            row = row_of(session, pid, active=False)
             seen = set()
             while row is not None and row.status == MERGED and row.id not in seen:
                 seen.add(row.id)
@@ -354,7 +242,7 @@ class SqlPatientIndex:
         home_community_id = hcid(home_community_id)  # one form, whoever wrote it (v3: bare)
 
         def work(session: Session) -> None:
-            row = self._row(session, ours)
+            row = row_of(session, ours)
             if row is None:
                 raise LookupError("no active patient with that identifier")
             now = utcnow()
@@ -370,7 +258,7 @@ class SqlPatientIndex:
 
     def correlations(self, ours: II) -> list[Correlation]:
         with self._session() as session:
-            row = self._row(session, ours)
+            row = row_of(session, ours)
             if row is None:
                 return []
             found = session.scalars(sa.select(PatientCorrelation).where(
@@ -384,7 +272,7 @@ class SqlPatientIndex:
         """The ids merged into ``pid``'s record, oldest first: (retired id, source,
         ISO time, correlations moved)."""
         with self._session() as session:
-            row = self._row(session, pid)
+            row = row_of(session, pid)
             if row is None:
                 return []
             found = session.scalars(sa.select(PatientMerge).where(

@@ -53,5 +53,16 @@ def row_columns(record: PatientRecord) -> dict:
     }
 
 
+def row_of(session: Session, ii: II, *, active: bool = True) -> Patient | None:
+    """The record with id ``ii`` (only an active one unless ``active`` is False)."""
+    if not ii.root or not ii.extension:
+        return None
+    query = sa.select(Patient).where(Patient.root == ii.root,
+                                     Patient.extension == ii.extension)
+    if active:
+        query = query.where(Patient.status == ACTIVE)
+    return session.scalars(query).first()
+
+
 def id_of(row: Patient) -> II:
     return II(row.root, row.extension)

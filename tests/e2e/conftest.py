@@ -1,4 +1,5 @@
-"""Fixtures: one served community for all end-to-end tests, and a mutual-TLS session."""
+"""Fixtures: one served community for all end-to-end tests, a mutual-TLS session, and a
+PostgreSQL database of its own for a module that serves communities of its own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import requests
 
 from gateway import demo
 from tests.conftest import _reset_postgres, postgres_url
+from tests.e2e.databases import own_database
 from tests.e2e.support import start_gateway, stop_gateway
 
 
@@ -18,6 +20,13 @@ def e2e_database_url() -> str | None:
     if url:
         _reset_postgres(url)
     return url
+
+
+@pytest.fixture(scope="module")
+def own_database_url(request) -> Iterator[str | None]:
+    """``<database>_<module name without test_>`` on PostgreSQL, dropped after the module;
+    None without GATEWAY_TEST_DATABASE_URL (each community's own SQLite)."""
+    yield from own_database(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
 
 
 @pytest.fixture(scope="package")

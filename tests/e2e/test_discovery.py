@@ -20,24 +20,14 @@ from lxml import etree
 
 import wsdl
 from gateway import consumer, demo
-from gateway.federation import (
-    Community,
-    Person,
-    add_partner,
-    add_patient,
-    ccda_files,
-    cli,
-    import_documents,
-    init,
-)
+from gateway.federation import Community, Person, ccda_files, cli
 from profiles.hl7v3.control import QueryResponseCode
 from profiles.hl7v3.datatypes import II, PN, TS, gender
 from profiles.hl7v3.wrapper import AckType, Device
 from profiles.xcpd.models import PatientDiscoveryQuery, QueryParameters
 from profiles.xcpd.query import patient_discovery_query_to_xml
 from profiles.xcpd.response import parse_patient_discovery_response
-from tests.e2e.databases import own_database
-from tests.e2e.support import server_env, stop_gateway
+from tests.e2e.federation import Federation, prepare, serving, va_and_dod
 from tests.profiles.hl7v3_fixtures import SCHEMAS
 
 pytestmark = pytest.mark.e2e
@@ -49,51 +39,21 @@ SOMEONE = Person(given="Robin", family="Okafor", birth="19661023", gender="F")
 ACTION = "urn:hl7-org:v3:PRPA_IN201305UV02:CrossGatewayPatientDiscovery"
 
 
-@pytest.fixture(scope="module")
-def dod_database_url() -> Iterator[str | None]:
-    """A PostgreSQL database of DoD's own when the suite runs on PostgreSQL."""
-    yield from own_database("discovery")
-
-
-class Fed:
-    def __init__(self, va: Community, dod: Community, hie: Community, envs: dict) -> None:
-        self.va, self.dod, self.hie, self.envs = va, dod, hie, envs
-
+class Fed(Federation):
     @property
-    def responders(self) -> tuple[Community, Community]:
-        return (self.dod, self.hie)
+    def hie(self) -> Community:
+        return self.others[0]
 
 
 @pytest.fixture(scope="module")
-def fed(tmp_path_factory, dod_database_url) -> Iterator[Fed]:
+def fed(tmp_path_factory, own_database_url) -> Iterator[Fed]:
     work: Path = tmp_path_factory.mktemp("discovery")
-    va = Community("VA", "VA", "2.999.2", VA_ID)
-    dod = Community("DoD", "DoD MHS GENESIS", "2.999.1", DOD_ID, ccda_files("DoD", work / "cda"))
     hie = Community("Partner", "Partner HIE", "2.999.3", HIE_ID,
                     ccda_files("Partner", work / "cda"))
-    envs = {"VA": server_env(None), "DoD": server_env(dod_database_url),
-            "Partner": server_env(None)}
-    everyone = (va, dod, hie)
-    for c in everyone:
-        init(c, work, envs[c.key])
-    for c in (dod, hie):
-        add_partner(va, c, envs["VA"])
-        add_partner(c, va, envs[c.key])
-    for c in everyone:
-        add_patient(c, SOMEONE, envs[c.key])  # one person, a different id in each community
-    for c in (dod, hie):
-        import_documents(c, envs[c.key])
-    try:
-        for c in everyone:
-            demo.start_server(c.served, env=envs[c.key])
-        for c in everyone:
-            with demo.mtls_session(c.served) as s:
-                demo.wait_until_ready(c.served, s)
-        yield Fed(va, dod, hie, envs)
-    finally:
-        for c in everyone:
-            if c.gateway is not None and c.gateway.process is not None:
-                stop_gateway(c.gateway)
+    # one person, a different id in each community; nobody correlated
+    fed = prepare(va_and_dod(Fed, work, VA_ID, DOD_ID, own_database_url, hie), work, SOMEONE)
+    with serving(fed):
+        yield fed
 
 
 @pytest.fixture

@@ -19,8 +19,6 @@ With GATEWAY_TEST_DATABASE_URL set, DoD runs on a PostgreSQL database of its own
 
 from __future__ import annotations
 
-import base64
-import copy
 import hashlib
 import selectors
 import subprocess
@@ -35,20 +33,16 @@ import wsdl
 from certs import authority
 from gateway import consumer, demo
 from gateway.federation import PERSON as SOMEONE
-from gateway.federation import (
-    Community,
-    add_partner,
-    add_patient,
-    ccda_files,
-    cli,
-    correlate,
-    import_documents,
-    in_parallel,
-    init,
-)
+from gateway.federation import cli, correlate, in_parallel
 from tests.conftest import CONFORMANCE
-from tests.e2e.databases import own_database
-from tests.e2e.support import server_env, stop_gateway
+from tests.e2e.federation import (
+    Federation,
+    correlate_elsewhere,
+    prepare,
+    serving,
+    va_and_dod,
+    xop_inlined,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -56,7 +50,6 @@ SCRIPT = Path(__file__).with_name("misbehaving_partner.py")
 METRIPORT = CONFORMANCE / "messages" / "metriport"
 VA_ID = "V-700^^^&2.999.2.1&ISO"
 DOD_ID = "D-700^^^&2.999.1.1&ISO"
-XOP = "{http://www.w3.org/2004/08/xop/include}Include"
 READY_WAIT_S = 30.0
 
 # VA's overall fan-out deadline is 0.8 x [limits] request_timeout_seconds.
@@ -99,21 +92,13 @@ BAD = (
 
 
 @dataclass
-class World:
-    dod: Community
-    va: Community
+class World(Federation):
     partners: dict[str, subprocess.Popen] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
     found: list = field(default_factory=list)  # DoD's DocumentEntries, from the query test
 
     def partner_log(self, key: str) -> str:
         return self.logs[key].read_text(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def dod_database_url() -> Iterator[str | None]:
-    """A PostgreSQL database of DoD's own when the suite runs on PostgreSQL."""
-    yield from own_database("xca_failures")
 
 
 def _partner_pki(folder: Path) -> tuple[Path, Path, Path]:
@@ -150,20 +135,16 @@ def _ready_port(process: subprocess.Popen, log: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, dod_database_url) -> Iterator[World]:
+def world(tmp_path_factory, own_database_url) -> Iterator[World]:
     work: Path = tmp_path_factory.mktemp("xca-failures")
-    dod = Community("DoD", "DoD MHS GENESIS", "2.999.1", DOD_ID, ccda_files("DoD", work / "cda"))
-    va = Community("VA", "VA", "2.999.2", VA_ID)
-    envs = {"DoD": server_env(dod_database_url), "VA": server_env(None)}
-    world = World(dod, va)
-    in_parallel((dod, va), lambda c: init(c, work, envs[c.key]))
+    world = prepare(va_and_dod(World, work, VA_ID, DOD_ID, own_database_url), work, SOMEONE)
     try:
         pki = _partner_pki(work / "misbehaving")
         for bad in BAD:
             if bad.args:
                 world.partners[bad.key], world.logs[bad.key] = _start(
-                    bad, pki, va.served.cert("ca.pem"), work / "misbehaving")
-        config = va.served.config
+                    bad, pki, world.va.served.cert("ca.pem"), work / "misbehaving")
+        config = world.va.served.config
         text = config.read_text(encoding="utf-8")
         assert "\n# [limits]\n" in text, "init no longer writes a commented [limits] table"
         config.write_text(text.replace(
@@ -176,27 +157,15 @@ def world(tmp_path_factory, dod_database_url) -> Iterator[World]:
             return cli(["partners", "add", "--config", str(config), "--home-community-id",
                         bad.oid, "--name", bad.key, "--url", f"https://localhost:{ports[bad.key]}",
                         "--ca", str(pki[0]), "--timeout", f"{bad.timeout:g}"],
-                       envs["VA"], f"partners add {bad.key}")
+                       world.envs["VA"], f"partners add {bad.key}")
 
         in_parallel(BAD, register)
-        add_partner(va, dod, envs["VA"])
-        add_partner(dod, va, envs["DoD"])
-        in_parallel((dod, va), lambda c: add_patient(c, SOMEONE, envs[c.key]))
-        import_documents(dod, envs["DoD"])
-        correlate(va, DOD_ID, dod)
+        correlate(world.va, DOD_ID, world.dod)
         for bad in BAD:
-            theirs = f"X-{bad.key}^^^&{bad.oid}.1&ISO"
-            correlate(va, theirs, Community(bad.key, bad.key, bad.oid, theirs))
-        for c in (dod, va):
-            demo.start_server(c.served, env=envs[c.key])
-        for c in (dod, va):
-            with demo.mtls_session(c.served) as s:
-                demo.wait_until_ready(c.served, s)
-        yield world
+            correlate_elsewhere(world.va, bad.oid, f"X-{bad.key}^^^&{bad.oid}.1&ISO")
+        with serving(world):
+            yield world
     finally:
-        for c in (dod, va):
-            if c.gateway is not None and c.gateway.process is not None:
-                stop_gateway(c.gateway)
         for process in world.partners.values():
             process.terminate()
             process.wait(10)
@@ -248,11 +217,7 @@ def test_retrieve_returns_dod_bytes_beside_every_kind_of_failure(world, session)
         world.dod.hcid]
     elsewhere = [replace(found[0], home_community_id=f"urn:oid:{bad.oid}") for bad in BAD]
     outcome = consumer.retrieve(session, world.va.served, [*found, *elsewhere])
-    resolved = copy.deepcopy(outcome.body)
-    for inc in list(resolved.iter(XOP)):
-        inc.getparent().text = base64.b64encode(b"x").decode()
-        inc.getparent().remove(inc)
-    wsdl.schema("ebrs").assertValid(resolved)
+    wsdl.schema("ebrs").assertValid(xop_inlined(outcome.body))
     assert outcome.status == "PartialSuccess"
     _assert_each_failure_explained(world, _failed(outcome), "/xca/retrieve")
     assert len(outcome.documents) == len(found) == 2

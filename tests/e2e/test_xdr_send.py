@@ -14,15 +14,9 @@ import pytest
 from lxml import etree
 
 from gateway import demo
-from gateway.federation import (
-    PERSON,
-    Community,
-    add_partner,
-    add_patient,
-    cli,
-    init,
-)
-from tests.e2e.support import server_env, stop_gateway
+from gateway.federation import PERSON, Community, cli
+from tests.e2e.federation import Federation, prepare, serving
+from tests.e2e.support import server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -36,28 +30,14 @@ VA_ID = "V-700^^^&2.999.2.1&ISO"
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> Iterator[tuple[Community, Community, dict]]:
     work = tmp_path_factory.mktemp("xdr")
-    dod = Community("DoD", "DoD", "2.999.1", DOD_ID)
-    va = Community("VA", "VA", "2.999.2", VA_ID)
     env = server_env(None)
-    for c in (dod, va):
-        init(c, work, env)
-    add_partner(va, dod, env)
-    add_partner(dod, va, env)
-    for c in (dod, va):
-        add_patient(c, PERSON, env)
-    with open(va.served.config, "a", encoding="utf-8") as f:
-        f.write(f'\n[repository]\nregistry_url = "{dod.served.base_url}/xds/registry"\n')
-    try:
-        for c in (dod, va):
-            demo.start_server(c.served, env=env)
-        for c in (dod, va):
-            with demo.mtls_session(c.served) as s:
-                demo.wait_until_ready(c.served, s)
-        yield dod, va, env
-    finally:
-        for c in (dod, va):
-            if c.gateway is not None and c.gateway.process is not None:
-                stop_gateway(c.gateway)
+    fed = prepare(Federation(va=Community("VA", "VA", "2.999.2", VA_ID),
+                             dod=Community("DoD", "DoD", "2.999.1", DOD_ID),
+                             envs={"VA": env, "DoD": env}), work, PERSON)
+    with open(fed.va.served.config, "a", encoding="utf-8") as f:
+        f.write(f'\n[repository]\nregistry_url = "{fed.dod.served.base_url}/xds/registry"\n')
+    with serving(fed):
+        yield fed.dod, fed.va, env
 
 
 def unique_id(file: Path) -> str:

@@ -18,6 +18,7 @@ from lxml import etree
 
 from profiles.errors import ErrorDetail, Severity, XDSRegistryError
 from profiles.transaction import Reply, splice_point
+from profiles.xca.relay import RELAYED, NotRelayable, SplitAnswer, relayed
 from profiles.xca.retrieve import STATUSES
 from profiles.xds import codes as c
 from profiles.xds.ebrim import adhoc_query_response_to_xml, parse_registry_object_list
@@ -78,7 +79,8 @@ class QueryResult:
 
 
 def read_query_response(
-    el: etree._Element, *, home_community_id: str, relay: bool = True
+    el: etree._Element, *, home_community_id: str, relay: bool = True,
+    split: SplitAnswer | None = None,
 ) -> QueryResult:
     """A partner's ``query:AdhocQueryResponse`` (``home_community_id``: who answered).
 
@@ -88,6 +90,10 @@ def read_query_response(
     (``Relayed``): an IG passes entries through (ITI TF-2b 3.38.4.1.3), and re-modelling
     each document costs about 1 ms of CPU, 5 s for a 500-community fan-out
     (``bench/fanout.py``). ``relay=False`` reads them into models.
+
+    ``split``: the answer's objects already located in its bytes
+    (``profiles.xca.relay.split_answer``); ``el`` is then the parsed rest of the answer,
+    its ``RegistryObjectList`` empty, and the objects are relayed byte for byte.
     """
     if el.tag != Q + "AdhocQueryResponse":
         raise XDSRegistryError(f"expected AdhocQueryResponse, got {etree.QName(el).localname}")
@@ -104,7 +110,9 @@ def read_query_response(
             (err.get("location") or "").strip() or home_community_id,
         ))
     problems: list = []
-    if relay:
+    if split is not None:
+        objects = _relay_split(el, split, home_community_id, problems)
+    elif relay:
         objects = _relay(el, home_community_id, problems)
     else:
         members = parse_registry_object_list(el, problems=problems)
@@ -120,10 +128,6 @@ def read_query_response(
     return QueryResult(STATUSES[tail], tuple(errors), tuple(objects))
 
 
-_RELAYED = frozenset({"ExtrinsicObject", "RegistryPackage", "Association", "ObjectRef",
-                      "Classification", "ExternalIdentifier"})
-
-
 def _relay(el: etree._Element, home: str, problems: list) -> list[Relayed]:
     out: list[Relayed] = []
     list_el = el.find(R + "RegistryObjectList")
@@ -131,7 +135,7 @@ def _relay(el: etree._Element, home: str, problems: list) -> list[Relayed]:
         if not isinstance(ch.tag, str):
             continue
         qn = etree.QName(ch)
-        if qn.namespace != c.RIM or qn.localname not in _RELAYED or not ch.get("id"):
+        if qn.namespace != c.RIM or qn.localname not in RELAYED or not ch.get("id"):
             problems.append(qn.localname)
             continue
         if not (ch.get("home") or "").strip() and qn.localname not in (
@@ -141,6 +145,14 @@ def _relay(el: etree._Element, home: str, problems: list) -> list[Relayed]:
         # (the partner's envelope's too), so it stands alone wherever it is spliced.
         out.append(Relayed(ch.get("id"), ch.get("home"), etree.tostring(ch, with_tail=False)))
     return out
+
+
+def _relay_split(el: etree._Element, split: SplitAnswer, home: str,
+                 problems: list) -> list[Relayed]:
+    list_el = el.find(R + "RegistryObjectList")
+    if list_el is None or len(list_el):  # the list cut out was not this answer's own
+        raise NotRelayable("the located RegistryObjectList is not the answer's")
+    return [Relayed(*found) for found in relayed(split, list_el.nsmap, home, problems)]
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,7 +22,7 @@ from profiles.pix.ports import Correlation
 from profiles.transaction import Context
 from profiles.xca import ig_query
 from profiles.xds.storedquery import QueryName, build
-from tests.gateway.xca.peers import Peers, partner
+from tests.gateway.xca.peers import Peers, partner, query_answer
 
 HOME = "1.2.3.1"
 OUR_PID = "PAT-1^^^&1.2.3.1.5&ISO"
@@ -272,3 +272,38 @@ def test_every_request_is_prepared_before_the_pool_handles_answers(pool):
     assert len(merged.objects) == len(oids) and not merged.errors
     assert signed_in == [threading.current_thread()] * len(oids)
     assert len(read_in) == len(oids) and all(n.startswith("xca-answers") for n in read_in)
+
+
+def test_plain_answers_are_relayed_and_unusual_ones_read_whole(pool, monkeypatch):
+    """The byte-for-byte relay (``profiles.xca.relay``) takes the plain answer; one with a
+    comment hiding a fake end tag falls back to the tree and gives the same objects; a
+    malformed one is still that partner's error alone."""
+    from gateway.transport import response
+    from gateway.xca import initiating
+
+    split_results = []
+    real_split = initiating.split_answer
+
+    def counting_split(raw):
+        split_results.append(real_split(raw))
+        return split_results[-1]
+
+    monkeypatch.setattr(initiating, "split_answer", counting_split)
+    peers = Peers()
+    peers.answers(GOOD1, 3)
+    commented = query_answer(GOOD2, 2).replace(
+        b"</rim:ExtrinsicObject>",
+        b"<!-- </rim:ExtrinsicObject><rim:ExtrinsicObject id='urn:uuid:evil'> -->"
+        b"</rim:ExtrinsicObject>", 1)
+    peers.behaviours[GOOD2] = lambda r: response(200, "application/soap+xml", commented)
+    broken = query_answer(FAULT, 2).replace(b"</rim:Slot>", b"", 1)
+    peers.behaviours[FAULT] = lambda r: response(200, "application/soap+xml", broken)
+    merged = ig_query.handle(find_documents(), context(fanout_for(peers, [GOOD1, GOOD2, FAULT],
+                                                                  pool)))
+    el = answer(merged)
+    wsdl.schema("ebrs").assertValid(el)
+    assert sum(s is not None for s in split_results) == 1  # GOOD1's answer only
+    homes = [o.get("home") for o in el.iter(f"{{{RIM}}}ExtrinsicObject")]
+    assert sorted(homes) == sorted([f"urn:oid:{GOOD1}"] * 3 + [f"urn:oid:{GOOD2}"] * 2)
+    assert "urn:uuid:evil" not in {o.get("id") for o in el.iter(f"{{{RIM}}}ExtrinsicObject")}
+    assert set(errors_of(el)) == {f"urn:oid:{FAULT}"}

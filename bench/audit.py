@@ -300,10 +300,11 @@ def setup(url: str) -> tuple[Database, Auditor, Limits, dict[str, bytes]]:
     query_patient = parse_query(
         etree.fromstring(data["query"]).find(f".//{{{QUERY}}}AdhocQueryRequest"), None
     )["patient"]
-    seed = data["register"].replace(
-        b"ST-1000^^^&amp;1.3.6.1.4.1.21367.2003.3.9&amp;ISO",
-        query_patient.replace("&", "&amp;").encode(),
-    )
+    stored = parse_register(etree.fromstring(data["register"]), None)["patient"]
+    stored_xml = stored.replace("&", "&amp;").encode()
+    if stored_xml not in data["register"]:
+        raise SystemExit(f"the register message's patient {stored!r} is not where expected")
+    seed = data["register"].replace(stored_xml, query_patient.replace("&", "&amp;").encode())
     for _ in range(5):
         one("register", seed, database, None, limits)
     return database, auditor, limits, data

@@ -22,10 +22,12 @@ Blocks of ``--block`` requests alternate between the two servers (which goes
 first alternates too) so drift falls on both. The time is the client's, from
 sending the request to reading the whole answer; the record is written as the
 gateway runs in production (a register's in its data commit, a query's in a
-commit of its own before its answer is sent). Signing is done per block before
-the block is timed; ``--clients N`` splits each block over N connections.
-``--database-url`` runs both servers on that PostgreSQL database (their rows do
-not collide); default: each community's own SQLite file.
+commit of its own before its answer is sent, which also inserts the query's XUA
+replay token; the unaudited server inserts that at the gate, in a commit of its
+own). Signing is done per block before the block is timed; ``--clients N``
+splits each block over N connections. ``--database-url`` runs both servers on
+that PostgreSQL database (their rows do not collide); default: each community's
+own SQLite file.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@
     queue.py       AuditQueue: stage in the caller's session (the inbox), stage_now,
                    index_pending, enqueue (indexed at once), backlog
     group.py       GroupCommit: concurrent requests without data share one commit
+    deferred.py    a query's XUA replay tokens committed with its record
     hook.py        Auditor / RequestAudit: how the SOAP pipeline audits every request
+    parties.py     the audit source (us) and the human requestor (the XUA principal)
     sender.py      AuditSender: background delivery with claims, retry and back-off
     transport.py   RFC 5425 TLS and RFC 5426 UDP transports, TLS contexts
     repository.py  AuditRepository: syslog server over TLS and UDP, validating, storing

@@ -64,6 +64,7 @@ class Bound:
     audit: Any  # RequestAudit
     recorded: int = 0  # complete messages staged (``record``)
     written: Written | None = None  # the notes' record staged at commit
+    guarded: bool = False  # the request's deferred replay tokens inserted here
 
 
 def bound(session: Session, audit: Any) -> Bound:

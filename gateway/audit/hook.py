@@ -37,7 +37,12 @@ Requests that write no data (queries, retrieves, refusals) get their record in
 one short transaction of their own in ``finish``, which the SOAP pipeline runs
 once the answer is built and before it is sent (``answered``), so no answer
 leaves before its record is durable; concurrent requests share that commit
-(``group.py``). The view's ``finish_audit`` on close is then a no-op. Either way the request path
+(``group.py``). The view's ``finish_audit`` on close is then a no-op.
+Its XUA replay tokens, which the gate left to it (``defer_replay``), go first
+into that same commit (``deferred.py``); if one was taken, ``answered`` returns
+the gate's replay refusal to send instead. If the handler wrote data after all,
+they go first into that data commit (a taken one raises the refusal there, so
+the data rolls back). Either way the request path
 stores one row per record, the XML in the inbox (``AuditQueue.stage``);
 indexing it for search and delivery happens later (``AuditQueue.index_pending``).
 ``finish`` never raises.
@@ -56,11 +61,13 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from gateway.audit.binding import CURRENT, Bound, Written, bound
+from gateway.audit.deferred import ReplayGuard, settle
+from gateway.audit.parties import audit_source, human_requestor
 from gateway.audit.queue import AuditQueue
 from gateway.audit.transport import error_kind
 from gateway.config import Config
 from gateway.store.db import Database
-from profiles.atna.codes import AuditSourceType, EventType, Side
+from profiles.atna.codes import EventType, Side
 from profiles.atna.events import Endpoint, HumanRequestor, Occasion
 from profiles.atna.facts import (
     OUTCOMES,
@@ -71,24 +78,15 @@ from profiles.atna.facts import (
 from profiles.atna.message import (
     AuditMessage,
     AuditSourceIdentification,
-    CodedValue,
     EventOutcome,
 )
 from profiles.atna.nodes import application_activity, security_alert
 from profiles.atna.recipe import transaction_recipe
+from profiles.errors import SoapFault
 
 log = logging.getLogger("gateway.audit")
 
 ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
-
-
-def audit_source(config: Config) -> AuditSourceIdentification:
-    """We report as our home community (as CONNECT does), on this host's site."""
-    return AuditSourceIdentification(
-        audit_source_id=config.community.home_community_id,
-        enterprise_site_id=config.community.name or None,
-        type_codes=(AuditSourceType.APPLICATION_SERVER,),
-    )
 
 
 @dataclass(frozen=True)
@@ -156,7 +154,13 @@ class RequestAudit:
         self._written = Written()  # what of the notes has committed already
         self._exchange: dict = {}
         self._finished = False
+        self._tokens: ReplayGuard | None = None  # the gate's deferred replay tokens
+        self._refusal: SoapFault | None = None  # to answer instead (a replay found late)
         self.facts_noted = AuditFacts()
+
+    def defer_replay(self, tokens: ReplayGuard) -> None:
+        """The gate leaves this request's replay tokens to the commit of its record."""
+        self._tokens = tokens
 
     def note(self, **facts) -> None:
         """A handler's facts for the record ``finish`` builds (``AuditFacts.add``)."""
@@ -182,9 +186,14 @@ class RequestAudit:
             "action": action,
         }
 
-    def answered(self, answer) -> None:
-        """``finish`` with what the answer (a SoapResponse) says, before it is sent."""
+    def answered(self, answer) -> SoapFault | None:
+        """``finish`` with what the answer (a SoapResponse) says, before it is sent; a
+        fault to send instead when its deferred replay tokens were not all fresh (the
+        gate's refusal) or could not be stored."""
         finish_audit(self, answer)
+        if self._tokens is not None:  # the answer was a refusal already: keep the tokens
+            self._settle([])
+        return self._refusal
 
     @contextmanager
     def serving(self) -> Iterator[None]:
@@ -222,6 +231,12 @@ class RequestAudit:
         bound(session, self).recorded += len(messages)
 
     def _before_commit(self, session: Session, entry: Bound) -> None:
+        tokens = self._tokens
+        if tokens is not None and not entry.guarded:  # a read-only route wrote after all
+            entry.guarded = True
+            if not tokens(session.connection()):  # a replay: its data must not commit
+                self._tokens, self._refusal = None, tokens.refused()
+                raise self._refusal
         if self._committed or entry.recorded:
             return  # the handler recorded complete messages: they are the record
         try:
@@ -236,6 +251,8 @@ class RequestAudit:
                       "data commits", error_kind(exc))
 
     def _after_commit(self, entry: Bound) -> None:
+        if entry.guarded:
+            self._tokens = None  # committed with the data
         self._committed += entry.recorded
         if entry.written is not None:
             self._written = entry.written
@@ -273,6 +290,8 @@ class RequestAudit:
             if not messages and not self._committed:
                 messages += self._notes_records(verdict, reason, final=True)
             messages += self._outbound(self._exchange["human"], self._exchange["message_id"])
+            if self._tokens is not None:
+                return self._settle(messages)
             if messages:
                 self.auditor.queue.stage_now(messages)
         except Exception as exc:  # noqa: BLE001 - the answer must still go out; say so loudly
@@ -282,6 +301,12 @@ class RequestAudit:
                 self.facts.request_id,
                 error_kind(exc),
             )
+
+    def _settle(self, messages: list) -> None:
+        """The deferred replay tokens and ``messages`` in one commit (``deferred.py``)."""
+        tokens, self._tokens = self._tokens, None
+        assert tokens is not None
+        self._refusal = settle(self.auditor.queue, tokens, messages, self.facts.request_id)
 
     def _notes_records(
         self, outcome: str, reason: str | None, *, final: bool = False
@@ -364,28 +389,6 @@ class RequestAudit:
             )
             for call in self.facts_noted.outbound
         ]
-
-
-def human_requestor(principal) -> HumanRequestor | None:
-    """The verified XUA principal as the audit record's human requestor."""
-    if principal is None:
-        return None
-    facts = principal.assertion
-
-    def coded(code) -> CodedValue:
-        return CodedValue(
-            code.code, code.code_system_name or code.code_system, code.display_name or code.code
-        )
-
-    return HumanRequestor(
-        subject_id=principal.subject_id,
-        name_id=principal.name_id or None,
-        issuer=facts.issuer if facts else None,
-        organization=principal.organization,
-        organization_id=principal.organization_id,
-        roles=(coded(principal.role),),
-        purposes_of_use=(coded(principal.purpose_of_use),),
-    )
 
 
 def finish_audit(audit: RequestAudit, answer) -> None:

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from gateway.audit.group import GroupCommit
+from gateway.audit.group import GroupCommit, Guard, Ticket
 from gateway.audit.models import (
     FAILED,
     ORIGIN_LOCAL,
@@ -220,17 +220,45 @@ class AuditQueue:
             session.connection().execute(_STAGE, rows)
         return len(rows)
 
-    def stage_now(self, messages: Iterable[AuditMessage | bytes]) -> None:
+    def stage_now(
+        self, messages: Iterable[AuditMessage | bytes], guard: Guard | None = None
+    ) -> bool:
         """Stage records in a transaction of their own (a request that wrote no data),
         returning once they are committed; concurrent callers share one commit
-        (``group.py``). Raises what the database raises."""
+        (``group.py``). ``guard`` writes first in that transaction (a request's
+        deferred XUA replay tokens); if it says no, the records are left out and
+        this returns False. Raises what the database raises."""
         rows = [m if isinstance(m, bytes) else audit_message_to_bytes(m) for m in messages]
-        if rows:
-            self._group.write(rows)
+        if rows or guard is not None:
+            return self._group.write(rows, guard)
+        return True
 
-    def _commit_staged(self, rows: list[bytes]) -> None:
-        with self.database.session() as session:
-            self.stage(session, rows)
+    def _commit_staged(self, tickets: list[Ticket]) -> None:
+        if len(tickets) == 1 and self._alone(tickets[0]):
+            return
+        # Core, not a Session: no ORM bookkeeping, and no request's audit binds to it.
+        with self.database.engine.begin() as connection:
+            rows: list[dict] = []
+            for ticket in tickets:  # in the order GroupCommit sorted them
+                if ticket.guard is not None:
+                    ticket.accepted = ticket.guard(connection)
+                if ticket.accepted:
+                    rows += [{"xml": row} for row in ticket.rows]
+            if rows:
+                connection.execute(_STAGE, rows)
+
+    @staticmethod
+    def _alone(ticket: Ticket) -> bool:
+        """A lone guarded ticket in one statement, if its guard can (``commit_with``:
+        on PostgreSQL, the tokens and the rows without BEGIN and COMMIT round trips)."""
+        commit_with = getattr(ticket.guard, "commit_with", None)
+        if commit_with is None:
+            return False
+        accepted = commit_with(AuditInboxEntry.__table__, list(ticket.rows))
+        if accepted is None:
+            return False
+        ticket.accepted = accepted
+        return True
 
     def index_pending(self, limit: int = INDEX_BATCH) -> int:
         """Move up to ``limit`` inbox rows into the indexed tables, in one transaction;

@@ -1,6 +1,7 @@
 """The XUA gate: ``handle_soap`` calls it after WS-Addressing routing, before any handler.
 
-    gate(route, envelope, req) -> Principal | None, or raises SecurityRefused
+    gate(route, envelope, req, transaction=, audit=) -> Principal | None,
+        or raises SecurityRefused
 
 Partner-facing routes (roles in ``PARTNER_ROLES``: /xca/*, /xcpd, /xdr) require a
 verified assertion; local-actor routes (/xds/*, /ig/*, /pix, /diagnostics) accept
@@ -14,6 +15,13 @@ CA that issued the certificate, the homeCommunityId the assertion *claims* picks
 among them; the verifier then checks that claim in the signed assertion, so the
 unverified read only chooses which partner's rules apply, among those the
 certificate already allows.
+
+Replay tokens are consumed here, before the handler, unless the route lists the
+transaction as read-only (``Route.read_only``: queries, retrieves) and the request
+has an audit to carry them: then the gate hands them to the request's audit
+(``RequestAudit.defer_replay``), whose commit inserts them with the record before the
+answer may leave; a replay is refused there with this gate's refusal (same fault, log
+line and Security Alert), its answer never sent (``gateway/security/replay.py``).
 
 Partners come from gateway.toml (loaded once per worker) and from the database
 (``ihe-gateway partners add``; ``registered`` returns them, re-read every few
@@ -35,6 +43,7 @@ from lxml import etree
 
 from gateway.dispatch import Route
 from gateway.security.refusals import NoRecord, Refusal, RefusalRecorder, log_refusal
+from gateway.security.replay import PendingTokens, SqlReplayCache
 from gateway.security.settings import (
     PARTNER_ROLES,
     PartnerDirectory,
@@ -54,7 +63,9 @@ from profiles.xua import (
     TrustAnchors,
     WsseFault,
     XuaPolicy,
+    check_security_header,
     refuse,
+    replayed,
     security_header,
     verify_security_header,
 )
@@ -94,7 +105,13 @@ class XuaGate:
     def required(self, route: Route) -> bool:
         return route.role in PARTNER_ROLES and self.settings.required_on_partner_endpoints
 
-    def __call__(self, route: Route, envelope: Envelope, req: Any) -> Principal | None:
+    def __call__(
+        self, route: Route, envelope: Envelope, req: Any, *, transaction: Any = None,
+        audit: Any = None,
+    ) -> Principal | None:
+        """``transaction`` (the routed ``Transaction``) and ``audit`` (the request's
+        ``RequestAudit``) let a read-only transaction's replay tokens wait for the
+        commit of its audit record; without them the tokens are consumed here."""
         partner: PartnerTrust | None = None
         peer: x509.Certificate | None = None
         try:
@@ -106,28 +123,53 @@ class XuaGate:
                 self.registered.current() if self.registered else (None, self.trust))
             partner = self._partner(route, peer, security, directory)
             policy = partner.policy if partner else self.default_policy
-            return verify_security_header(
-                security,
+            checks = dict(
                 trust=anchors,
                 policy=policy,
                 clock=self.clock,
-                replay_cache=self.replay_cache,
                 tls_client_cert=peer,
                 partner_certs=partner.certificates if partner else (),
                 partner_home_community_id=partner.home_community_id if partner else None,
             )
+            if not self._defers(route, transaction, audit):
+                return verify_security_header(
+                    security, replay_cache=self.replay_cache, **checks)
+            checked = check_security_header(security, **checks)
+            cache = self.replay_cache
+            if checked.replay_keys and isinstance(cache, SqlReplayCache):  # (_defers)
+                cache.purge_if_due()
+                audit.defer_replay(PendingTokens(
+                    cache, checked.replay_keys,
+                    lambda key: self._refused(replayed(key), route, req, peer, partner)))
+            return checked.principal
         except SecurityRefused as refused:
-            refusal = Refusal.of(
-                refused,
-                request_id=getattr(req, "request_id", ""),
-                path=route.path,
-                peer_subject=getattr(req, "peer_subject", None) or _subject(peer),
-                partner=partner.name if partner else None,
-            )
-            log_refusal(refusal)
-            self.record(refusal)
-            refused.audited = True  # the pipeline must not write a second alert
-            raise
+            raise self._refused(refused, route, req, peer, partner) from None
+
+    def _defers(self, route: Route, transaction: Any, audit: Any) -> bool:
+        """Leave the replay tokens to the request's audit commit (see the module doc)?"""
+        return (
+            transaction is not None
+            and not route.writes(transaction)
+            and hasattr(audit, "defer_replay")
+            and isinstance(self.replay_cache, SqlReplayCache)
+        )
+
+    def _refused(
+        self, refused: SecurityRefused, route: Route, req: Any, peer: x509.Certificate | None,
+        partner: PartnerTrust | None,
+    ) -> SecurityRefused:
+        """Log and record a refusal; return it (audited) for the pipeline to answer."""
+        refusal = Refusal.of(
+            refused,
+            request_id=getattr(req, "request_id", ""),
+            path=route.path,
+            peer_subject=getattr(req, "peer_subject", None) or _subject(peer),
+            partner=partner.name if partner else None,
+        )
+        log_refusal(refusal)
+        self.record(refusal)
+        refused.audited = True  # the pipeline must not write a second alert
+        return refused
 
     def _peer_certificate(self, req: Any) -> x509.Certificate | None:
         der = getattr(req, "peer_certificate", None)

@@ -100,10 +100,15 @@ class SecurityGate(Protocol):
     """Checks a request's WS-Security header before any handler runs (XUA).
 
     Returns the verified principal (or None where the route needs none);
-    raises SoapFault to refuse.
+    raises SoapFault to refuse. Given the routed ``transaction`` and the request's
+    ``audit``, it may leave a read-only transaction's replay tokens to the audit's
+    commit (``RequestAudit.answered`` then returns the refusal of a late replay).
     """
 
-    def __call__(self, route: Route, envelope: Envelope, req: SoapRequest) -> Any: ...
+    def __call__(
+        self, route: Route, envelope: Envelope, req: SoapRequest, *, transaction: Any = None,
+        audit: Any = None,
+    ) -> Any: ...
 
 
 def handle_soap(
@@ -155,7 +160,8 @@ def handle_soap(
                 f"The action is not supported at {route.path}",
                 ProblemAction=addressing.action,
             )
-        principal = security(route, envelope, req) if security is not None else None
+        principal = (security(route, envelope, req, transaction=txn, audit=audit)
+                     if security is not None else None)
         if audit is not None:  # a bound data commit builds the record from this and notes
             audit.known(transaction=txn.id, reply_to=addressing.reply_to,
                         message_id=addressing.message_id, principal=principal,
@@ -187,8 +193,20 @@ def handle_soap(
     if txn is not None:
         response.transaction = txn.id
     if audit is not None:  # the record is durable before the answer leaves
-        audit.answered(response)
+        refusal = audit.answered(response)
+        if refusal is not None:  # a replay found at that commit: the gate's refusal instead
+            response = _instead(response, _fault_response(refusal, version, addressing))
     return response
+
+
+def _instead(answer: SoapResponse, refusal: SoapResponse) -> SoapResponse:
+    """``refusal`` sent in place of ``answer``, which is dropped unsent (its files freed)."""
+    close = getattr(answer.body, "close", None)
+    if close is not None:
+        close()
+    refusal.cleanup, refusal.transaction = answer.cleanup, answer.transaction
+    refusal.addressing, refusal.audited = answer.addressing, True
+    return refusal
 
 
 def _run(txn: Transaction, envelope: Envelope, ctx: Context) -> SoapResponse:

@@ -13,6 +13,7 @@ and KeyInfo), structure (anti-wrapping checks), policy, faults, verify, issue.
 
 from profiles.xua.assertion import AssertionFacts, AuthzDecision, Code, Principal
 from profiles.xua.faults import SecurityRefused, WsseFault, refuse
+from profiles.xua.header import Checked, check_security_header, verify_security_header
 from profiles.xua.issue import (
     AssertionCache,
     IssuedAssertion,
@@ -22,27 +23,30 @@ from profiles.xua.issue import (
     issue_assertion,
 )
 from profiles.xua.keys import TrustAnchors
-from profiles.xua.policy import ReplayCache, XuaPolicy
+from profiles.xua.policy import ReplayCache, ReplayKey, XuaPolicy, replayed
 from profiles.xua.structure import security_header
-from profiles.xua.verify import verify_security_header
 
 __all__ = [
     "AssertionCache",
     "AssertionFacts",
     "AuthzDecision",
+    "Checked",
     "Code",
     "IssuePolicy",
     "IssuedAssertion",
     "Principal",
     "ReplayCache",
+    "ReplayKey",
     "SecurityRefused",
     "SigningCredentials",
     "TrustAnchors",
     "WsseFault",
     "XuaPolicy",
     "build_security_header",
+    "check_security_header",
     "issue_assertion",
     "refuse",
+    "replayed",
     "security_header",
     "verify_security_header",
 ]

@@ -3,15 +3,25 @@
 Defaults are the strict eHealth Exchange reading; every loosening (SHA-1, the 2010
 ``PurposeForUse`` element, reused assertions) is a per-partner switch that the gateway
 sets from the partner's quirks profile.
+
+Replay keys are recorded in one of two ways. ``verify_security_header`` records them
+itself (``record_replay_keys``: ``add_if_absent``, refused if one is taken), before
+any handler runs. A caller that would rather record them in a commit it makes anyway
+(the gateway, for a request that writes no data: ``gateway/audit/group.py``) calls
+``check_security_header``, which leaves the cache alone and hands the keys back; it
+then owes their atomic insert before the answer leaves, and answers a key found taken
+with ``replayed(key)``, the very refusal the verifier gives.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from profiles.xua.assertion import EMAIL, NHIN_PURPOSE, NHIN_PURPOSES, SNOMED_CT, X509_SUBJECT
+from profiles.xua.faults import SecurityRefused, WsseFault, refuse
 
 
 class ReplayCache(Protocol):
@@ -25,6 +35,26 @@ class ReplayCache(Protocol):
     def add_if_absent(self, key: str, expires_at: datetime) -> bool:
         """Remember ``key`` until ``expires_at``; return False if it was already there."""
         ...
+
+
+@dataclass(frozen=True)
+class ReplayKey:
+    """One token a verified message consumes: an assertion ID or a message signature."""
+
+    key: str
+    expires_at: datetime  # when it may be forgotten
+
+
+def replayed(key: str) -> SecurityRefused:
+    """The refusal of a message whose ``key`` was consumed already."""
+    return refuse(WsseFault.INVALID_SECURITY, f"replayed token ({key})")
+
+
+def record_replay_keys(cache: ReplayCache, keys: Sequence[ReplayKey]) -> None:
+    """Consume ``keys`` (atomically each); raise ``replayed`` at the first one taken."""
+    for k in keys:
+        if not cache.add_if_absent(k.key, k.expires_at):
+            raise replayed(k.key)
 
 
 @dataclass(frozen=True)

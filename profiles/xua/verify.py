@@ -1,13 +1,11 @@
-"""Verify the WS-Security header of an inbound request (IHE XUA ITI-40, eHealth Exchange).
-
-    verify_security_header(security, trust=, policy=, clock=, replay_cache=,
-                           tls_client_cert=, partner_certs=, partner_home_community_id=)
-        -> Principal, or raises SecurityRefused (a SOAP Sender fault)
+"""The checks behind ``profiles.xua.header``'s entry points (IHE XUA ITI-40, eHealth
+Exchange): ``Verification(...).verify(security)`` -> (Principal, replay keys).
 
 Order: structure first (which element each signature must cover), then who signed
 (trust), then the signatures (signxml, strict), then claims read *only* from signxml's
 ``signed_xml`` (so comments and unsigned siblings never reach us), then the holder-of-key
-Timestamp signature, and the replay port last so a refused message never consumes an ID.
+Timestamp signature; the replay keys come back for the caller to consume last, so a
+refused message never consumes an ID.
 
 Subcodes: InvalidSecurity (header shape, DTD, size, stray/duplicate assertions or IDs,
 unsigned, missing Timestamp, replay); FailedCheck (digest/signature, algorithms,
@@ -19,9 +17,8 @@ audience); InvalidSecurityToken (formats, confirmations, attributes); MessageExp
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography import x509
 from lxml import etree
@@ -30,7 +27,6 @@ from signxml.exceptions import InvalidCertificate, InvalidSignature, SignXMLExce
 
 from profiles.errors import WSSE_NS
 from profiles.oid import bare_oid
-from profiles.ports import Clock
 from profiles.xua import structure
 from profiles.xua.assertion import (
     CM_BEARER,
@@ -52,7 +48,9 @@ from profiles.xua.keys import (
     subject,
     unique,
 )
-from profiles.xua.policy import ReplayCache, XuaPolicy
+from profiles.xua.policy import (
+    XuaPolicy,
+)
 from profiles.xua.structure import NS
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
@@ -64,45 +62,10 @@ _SAML_IDS = {
 }
 
 
-def verify_security_header(
-    security: etree._Element,
-    *,
-    trust: TrustAnchors,
-    policy: XuaPolicy,
-    clock: Clock,
-    replay_cache: ReplayCache,
-    tls_client_cert: x509.Certificate | bytes | None = None,
-    partner_certs: Sequence[x509.Certificate] = (),
-    partner_home_community_id: str | None = None,
-) -> Principal:
-    """Verify one parsed ``wsse:Security`` header element and return who is asking.
-
-    ``tls_client_cert`` is the peer's verified TLS certificate (object or DER bytes, as
-    ``getpeercert(binary_form=True)`` gives it); ``partner_certs`` the
-    signing certificates registered for that same partner (trusted as pinned). The
-    holder-of-key key must be one of their keys. ``partner_home_community_id``, when
-    given, must equal the assertion's homeCommunityId. Port errors (clock, replay
-    cache) propagate unchanged: they are the gateway's failures, not the peer's.
-    """
-    now = clock.now()
-    now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
-    if isinstance(tls_client_cert, bytes):  # getpeercert(binary_form=True) gives DER
-        tls_client_cert = x509.load_der_x509_certificate(tls_client_cert)
-    ctx = _Ctx(now, trust, policy, tls_client_cert, tuple(partner_certs), partner_home_community_id)
-    try:
-        principal, replay_keys = ctx.verify(security)
-    except SecurityRefused:
-        raise
-    except Exception as exc:  # malformed input must fail closed as the peer's fault
-        raise refuse(WsseFault.INVALID_SECURITY, f"{type(exc).__name__}: {exc}") from exc
-    for key, expires_at in replay_keys:
-        if not replay_cache.add_if_absent(key, expires_at):
-            raise refuse(WsseFault.INVALID_SECURITY, f"replayed token ({key})")
-    return principal
-
-
 @dataclass(frozen=True)
-class _Ctx:
+class Verification:
+    """One header's checks at one instant (``profiles.xua.header`` runs them)."""
+
     now: datetime
     trust: TrustAnchors
     policy: XuaPolicy

@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from certs.authority import create_authority, issue
+from gateway.audit import queue as queue_module
 from gateway.audit.transport import client_context, server_context
 from gateway.config import Tls
 from profiles.atna.codes import AuditSourceType, Side
@@ -101,3 +103,11 @@ def query_message(
         patient_ids=[patient] if patient else [],
         home_community_id="urn:oid:1.2.3",
     )
+
+
+def break_the_inbox(monkeypatch) -> None:
+    """Every way a record is staged now fails (a table that does not exist)."""
+    missing = sa.Table("no_such_table", sa.MetaData(), sa.Column("xml", sa.LargeBinary))
+    monkeypatch.setattr(queue_module, "_STAGE", sa.insert(missing))
+    monkeypatch.setattr(queue_module, "AuditInboxEntry", type("Missing", (), {
+        "__table__": missing}))

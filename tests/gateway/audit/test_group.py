@@ -1,27 +1,31 @@
 """Group commit: requests that finish during another's commit share the next one, and
-nobody returns before its own rows are committed."""
+nobody returns before its own rows are committed; a ticket's guard (deferred XUA replay
+tokens) writes first, and a token found taken keeps that ticket's rows out."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from gateway.audit.group import GroupCommit
+from gateway.audit.group import GroupCommit, Ticket
 from gateway.audit.models import AuditInboxEntry
 from gateway.audit.queue import AuditQueue
-from tests.gateway.audit.helpers import query_message, wait_for
+from gateway.security.replay import PendingTokens, ReplayToken, SqlReplayCache
+from profiles.xua import ReplayKey, replayed
+from tests.gateway.audit.helpers import break_the_inbox, query_message, wait_for
 
 
 def test_callers_arriving_during_a_commit_share_the_next_one() -> None:
     release, batches = threading.Event(), []
 
-    def commit(rows: list[bytes]) -> None:
+    def commit(tickets: list[Ticket]) -> None:
         if not batches:
             release.wait(30)  # the first commit is slow (a disk flush)
-        batches.append(sorted(rows))
+        batches.append(sorted(row for t in tickets for row in t.rows))
 
     group = GroupCommit(commit)
     with ThreadPoolExecutor(4) as pool:
@@ -37,7 +41,7 @@ def test_callers_arriving_during_a_commit_share_the_next_one() -> None:
 
 
 def test_a_failed_commit_fails_every_caller_of_its_batch() -> None:
-    def commit(rows: list[bytes]) -> None:
+    def commit(tickets: list[Ticket]) -> None:
         raise RuntimeError("disk full")
 
     group = GroupCommit(commit)
@@ -53,3 +57,79 @@ def test_concurrent_stage_now_commits_every_record(db) -> None:
     with db.session() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(AuditInboxEntry)) == 40
     assert queue._group.commits <= 40
+
+
+# --- guards: a request's deferred XUA replay tokens in the shared commit --------------------
+
+NOW = datetime.now(UTC)
+
+
+def tokens(db, *keys: str, refusals: list | None = None) -> PendingTokens:
+    return PendingTokens(
+        SqlReplayCache(db), tuple(ReplayKey(k, NOW + timedelta(minutes=5)) for k in keys),
+        lambda key: (refusals if refusals is not None else []).append(key) or replayed(key),
+    )
+
+
+def inbox(db) -> list[bytes]:
+    with db.session() as s:
+        return sorted(s.scalars(sa.select(AuditInboxEntry.xml)))
+
+
+def remembered(db) -> set[str]:
+    with db.session() as s:
+        return set(s.scalars(sa.select(ReplayToken.token)))
+
+
+class Held:
+    """A guard that holds its batch's commit open until released (ordered first)."""
+
+    order = ""
+
+    def __init__(self) -> None:
+        self.running, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, connection) -> bool:
+        self.running.set()
+        return self.release.wait(30)
+
+
+def test_a_guard_writes_first_and_its_rows_follow(db) -> None:
+    queue = AuditQueue(db)
+    assert queue.stage_now([b"<a/>"], guard=tokens(db, "xua:assertion:1"))
+    assert inbox(db) == [b"<a/>"] and remembered(db) == {"xua:assertion:1"}
+    refusals: list = []
+    replay = tokens(db, "xua:assertion:1", refusals=refusals)
+    assert not queue.stage_now([b"<b/>"], guard=replay)  # taken: its record stays out
+    assert inbox(db) == [b"<a/>"]
+    assert replay.taken == "xua:assertion:1"
+    fault = replay.refused()
+    assert refusals == ["xua:assertion:1"] and "replayed" in fault.internal_reason
+
+
+def test_the_same_token_twice_in_one_batch_lets_exactly_one_through(db) -> None:
+    queue = AuditQueue(db)
+    held = Held()
+    with ThreadPoolExecutor(4) as pool:
+        lead = pool.submit(queue.stage_now, [b"<lead/>"], held)
+        assert held.running.wait(30)
+        racing = [pool.submit(queue.stage_now, [row], tokens(db, "xua:message:same"))
+                  for row in (b"<one/>", b"<two/>")]
+        other = pool.submit(queue.stage_now, [b"<other/>"], tokens(db, "xua:message:other"))
+        wait_for(lambda: len(queue._group._waiting) == 3, timeout=10, what="one batch waiting")
+        held.release.set()
+        assert lead.result(30) and other.result(30)
+        results = [f.result(30) for f in racing]
+    assert sorted(results) == [False, True]  # one answered, the other refused
+    assert queue._group.commits == 2  # the three shared one commit
+    won = [b"<one/>", b"<two/>"][results.index(True)]
+    assert inbox(db) == sorted([b"<lead/>", b"<other/>", won])
+    assert remembered(db) == {"xua:message:same", "xua:message:other"}
+
+
+def test_a_failed_commit_with_a_guard_stores_neither(db, monkeypatch) -> None:
+    queue = AuditQueue(db)
+    break_the_inbox(monkeypatch)
+    with pytest.raises(sa.exc.DBAPIError):
+        queue.stage_now([b"<a/>"], guard=tokens(db, "xua:assertion:9"))
+    assert inbox(db) == [] and remembered(db) == set()  # nothing acknowledged, nothing kept

@@ -26,12 +26,12 @@ class FixedClock:
 
 @dataclass
 class MemoryReplayCache:
-    seen: dict[str, datetime] = field(default_factory=dict)
+    keys: dict[str, datetime] = field(default_factory=dict)
 
     def add_if_absent(self, key: str, expires_at: datetime) -> bool:
-        if key in self.seen:
+        if key in self.keys:
             return False
-        self.seen[key] = expires_at
+        self.keys[key] = expires_at
         return True
 
 

@@ -11,7 +11,14 @@ from lxml import etree
 from gateway.soap.envelope import parse_envelope
 from profiles.errors import SoapFault
 from profiles.xml import parse_xml, to_bytes
-from profiles.xua import SecurityRefused, XuaPolicy, security_header, verify_security_header
+from profiles.xua import (
+    SecurityRefused,
+    XuaPolicy,
+    check_security_header,
+    replayed,
+    security_header,
+    verify_security_header,
+)
 from profiles.xua.assertion import (
     HL7_NS,
     HOME_COMMUNITY_ID,
@@ -21,6 +28,7 @@ from profiles.xua.assertion import (
     SUBJECT_ID,
     SUBJECT_ROLE,
 )
+from profiles.xua.policy import record_replay_keys
 from tests.profiles.xua.conftest import MemoryReplayCache
 from tests.profiles.xua.messages import (
     CONNECT_WIRE,
@@ -84,7 +92,29 @@ def test_replayed_message_is_refused(pki, verify, refused, replay):
     verify(env)
     fault = refused(env, "InvalidSecurity")
     assert "replayed" in fault.internal_reason
-    assert all(expiry > pki.now for expiry in replay.seen.values())
+    assert all(expiry > pki.now for expiry in replay.keys.values())
+
+
+def test_check_hands_the_keys_back_for_the_caller_to_consume(pki, trust, clock, replay):
+    """``check_security_header``: the caller consumes the keys later (the gateway, in the
+    commit of the request's audit record), and a key consumed already is refused there
+    with the verifier's own refusal."""
+    env = base(pki)
+    kwargs = {"trust": trust, "policy": XuaPolicy(), "clock": clock,
+              "tls_client_cert": pki.partner.cert}
+    checked = check_security_header(security_of(reparse(env)), **kwargs)
+    assert checked.principal.subject_id and replay.keys == {}
+    [key] = checked.replay_keys
+    assert key.key.startswith("xua:assertion:") and key.expires_at > pki.now
+    again = check_security_header(security_of(reparse(env)), **kwargs)  # not consumed yet
+    assert again.replay_keys == checked.replay_keys
+    record_replay_keys(replay, checked.replay_keys)
+    with pytest.raises(SecurityRefused) as info:
+        record_replay_keys(replay, again.replay_keys)  # the replay loses
+    assert info.value.wsse_fault.value == "InvalidSecurity"
+    assert info.value.internal_reason == replayed(key.key).internal_reason
+    with pytest.raises(SecurityRefused):  # and the verifier refuses it the same way
+        verify_security_header(security_of(reparse(env)), replay_cache=replay, **kwargs)
 
 
 def test_same_assertion_with_a_fresh_timestamp_is_refused_by_default(pki, verify, refused):

@@ -333,6 +333,11 @@ class AuditQueue:
             .group_by(d.destination)
         )
         with self.database.session() as session:
+            if self.database.dialect == "postgresql":
+                # One snapshot for every count below: under READ COMMITTED each statement
+                # would see the indexer's latest commit, and rows it moved from the inbox
+                # to the deliveries between two counts would be counted in neither.
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             rows = {r[0]: r for r in session.execute(query)}
             errors = dict(
                 session.execute(

@@ -17,7 +17,6 @@ from typing import Protocol
 from gateway.audit.group import Guard
 from gateway.audit.queue import AuditQueue
 from gateway.audit.transport import error_kind
-from gateway.store.db import Database
 from profiles.errors import SoapFault, receiver_fault
 
 log = logging.getLogger("gateway.audit")
@@ -25,11 +24,6 @@ log = logging.getLogger("gateway.audit")
 
 class ReplayGuard(Guard, Protocol):
     """Tokens the gate left to the request (``gateway.security.replay.PendingTokens``)."""
-
-    @property
-    def database(self) -> Database: ...
-
-    def record_alone(self) -> bool: ...
 
     def refused(self) -> SoapFault: ...
 
@@ -41,12 +35,7 @@ def settle(
     fault to answer instead (the gate's replay refusal, or a Receiver fault when the
     commit failed), None when the answer may leave."""
     try:
-        if tokens.database is queue.database:
-            fresh = queue.stage_now(messages, guard=tokens)
-        else:  # (never in a gateway: one database) the tokens in their own commit
-            fresh = tokens.record_alone()
-            if fresh and messages:
-                queue.stage_now(messages)
+        fresh = queue.stage_now(messages, guard=tokens)  # one gateway, one database
     except Exception as exc:  # noqa: BLE001 - not durable: the answer must not leave
         log.error("could not store the replay tokens and %d audit record(s) for request %s: %s",
                   len(messages), request_id, error_kind(exc))

@@ -131,12 +131,12 @@ class XuaGate:
                 partner_certs=partner.certificates if partner else (),
                 partner_home_community_id=partner.home_community_id if partner else None,
             )
-            if not self._defers(route, transaction, audit):
+            cache = self._deferring_cache(route, transaction, audit)
+            if cache is None:
                 return verify_security_header(
                     security, replay_cache=self.replay_cache, **checks)
             checked = check_security_header(security, **checks)
-            cache = self.replay_cache
-            if checked.replay_keys and isinstance(cache, SqlReplayCache):  # (_defers)
+            if checked.replay_keys:
                 cache.purge_if_due()
                 audit.defer_replay(PendingTokens(
                     cache, checked.replay_keys,
@@ -145,14 +145,16 @@ class XuaGate:
         except SecurityRefused as refused:
             raise self._refused(refused, route, req, peer, partner) from None
 
-    def _defers(self, route: Route, transaction: Any, audit: Any) -> bool:
-        """Leave the replay tokens to the request's audit commit (see the module doc)?"""
-        return (
-            transaction is not None
-            and not route.writes(transaction)
-            and hasattr(audit, "defer_replay")
-            and isinstance(self.replay_cache, SqlReplayCache)
-        )
+    def _deferring_cache(
+        self, route: Route, transaction: Any, audit: Any
+    ) -> SqlReplayCache | None:
+        """The cache whose tokens the request's audit commit will insert (see the module
+        doc), or None: the gate consumes them itself."""
+        cache = self.replay_cache
+        if (not isinstance(cache, SqlReplayCache) or transaction is None
+                or route.writes(transaction) or not hasattr(audit, "defer_replay")):
+            return None
+        return cache
 
     def _refused(
         self, refused: SecurityRefused, route: Route, req: Any, peer: x509.Certificate | None,

@@ -212,10 +212,6 @@ class PendingTokens:
     taken: str | None = None
 
     @property
-    def database(self) -> Database:
-        return self.cache.database
-
-    @property
     def order(self) -> str:
         """Batches insert in this order, so two of them never wait on each other."""
         return min(k.key for k in self.keys)
@@ -240,11 +236,6 @@ class PendingTokens:
                 self.taken = k.key
                 return False
         return True
-
-    def record_alone(self) -> bool:
-        """The keys in a transaction of their own (the audit writes elsewhere)."""
-        with self.database.engine.begin() as connection:
-            return self(connection)
 
     def refused(self) -> SecurityRefused:
         return self.refusal(self.taken or "?")

@@ -192,10 +192,13 @@ class FanOut:
         return self.client.prepare(partner, "ITI-39", ITI39_ACTION, body, mtom_request=True,
                                    expect_action=ITI39_REPLY, principal=call.principal)
 
-    def _retrieve_one(self, prepared: Prepared, deadline: float) -> RetrieveAnswer:
-        partner = prepared.partner
+    def _retrieve_one(self, prepared: Prepared, deadline: float) -> _Then:
         received = self.client.receive(prepared, timeout=_left(deadline))
-        answer = answer_readers().submit(self.client.answer, received).result()
+        return _Then(self._read_retrieve, received)  # read by a reader thread
+
+    def _read_retrieve(self, received: Received) -> RetrieveAnswer:
+        partner = received.prepared.partner
+        answer = self.client.answer(received)
         try:
             result = parse_retrieve_response(answer.body, answer.attachments,
                                              home_community_id=partner.home_community_id)

@@ -18,7 +18,7 @@ from lxml import etree
 
 from profiles.errors import ErrorDetail, Severity, XDSRegistryError
 from profiles.transaction import Reply, splice_point
-from profiles.xca.relay import RELAYED, NotRelayable, SplitAnswer, relayed
+from profiles.xca.relay import NO_HOME, RELAYED, NotRelayable, SplitAnswer, relayed
 from profiles.xca.retrieve import STATUSES
 from profiles.xds import codes as c
 from profiles.xds.ebrim import adhoc_query_response_to_xml, parse_registry_object_list
@@ -138,8 +138,7 @@ def _relay(el: etree._Element, home: str, problems: list) -> list[Relayed]:
         if qn.namespace != c.RIM or qn.localname not in RELAYED or not ch.get("id"):
             problems.append(qn.localname)
             continue
-        if not (ch.get("home") or "").strip() and qn.localname not in (
-                "Classification", "ExternalIdentifier"):
+        if not (ch.get("home") or "").strip() and qn.localname not in NO_HOME:
             ch.set("home", home)
         # Serialised in place: lxml declares on the fragment every namespace in scope
         # (the partner's envelope's too), so it stands alone wherever it is spliced.

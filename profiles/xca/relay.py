@@ -36,7 +36,7 @@ from profiles import xmlcheck
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 RELAYED = frozenset({"ExtrinsicObject", "RegistryPackage", "Association", "ObjectRef",
                      "Classification", "ExternalIdentifier"})
-_NO_HOME = frozenset({"Classification", "ExternalIdentifier"})
+NO_HOME = frozenset({"Classification", "ExternalIdentifier"})  # nested kinds: no home
 
 _NAME = rb"[A-Za-z_][\w.\-]*"
 _LIST_START = re.compile(rb"<((?:" + _NAME + rb":)?RegistryObjectList)(?=[\s/>])")
@@ -129,7 +129,7 @@ def relayed(split: SplitAnswer, in_scope: Mapping[str | None, str], home: str,
         if not kind[1] or not obj.id:
             problems.append(kind[0])
             continue
-        if obj.home or kind[0] in _NO_HOME:
+        if obj.home or kind[0] in NO_HOME:
             out.append((obj.id, obj.home or None,
                         b"<" + obj.qname + declarations + raw[obj.name_end:obj.end]))
         else:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,7 +132,7 @@ def _sqlite_engine(url: URL) -> Engine:
             if not memory:
                 # Persistent in the file; synchronous stays FULL (the default) because an
                 # acknowledged submission must survive a power cut.
-                cur.execute("PRAGMA journal_mode = WAL")
+                _switch_to_wal(cur)
         finally:
             cur.close()
 
@@ -140,6 +142,25 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
     return engine
+
+
+def _switch_to_wal(cur: Any) -> None:
+    """``PRAGMA journal_mode = WAL``, waiting out a lock as the busy timeout would.
+
+    Several processes opening a new file at once race to switch it; SQLite answers the
+    loser "database is locked" at once, without calling its busy handler (seen with
+    gunicorn workers migrating a new file together). The switch needs no lock once the
+    file is in WAL mode, so retrying briefly settles it.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _postgres_engine(url: URL, pool_size: int, max_overflow: int) -> Engine:

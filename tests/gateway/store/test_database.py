@@ -65,6 +65,35 @@ def test_sqlite_connections_are_set_up_for_several_processes(tmp_path: Path) -> 
         db.dispose()
 
 
+def test_workers_opening_a_new_sqlite_file_together_all_get_wal(tmp_path: Path) -> None:
+    """Switching a new file to WAL races: SQLite answers the loser "database is locked"
+    without waiting on its busy timeout (the cause of a flaky migration test)."""
+    errors: list[BaseException] = []
+    for attempt in range(40):
+        url = f"sqlite:///{tmp_path / f'new{attempt}.db'}"
+        start = threading.Barrier(6)
+
+        def worker(number: int, url: str = url, start: threading.Barrier = start) -> None:
+            db = Database(url)
+            try:
+                start.wait()
+                with db.session(immediate=True) as session:
+                    session.execute(sa.text(f"CREATE TABLE IF NOT EXISTS t{number % 2} (a)"))
+                with db.engine.connect() as conn:
+                    assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                db.dispose()
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+
+
 def test_sqlite_enforces_foreign_keys(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'g.db'}")
     with db.engine.begin() as conn:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from certs import authority
 from gateway.config import ROLE_NAMES, load_config, normalise_oid
-from gateway.config_reader import OID_RE
+from profiles.oid import is_oid
 
 CONFIG_FILE = "gateway.toml"
 # The files init writes, relative to the community folder; none may exist beforehand.
@@ -53,7 +53,7 @@ def init_community(
     """
     directory = Path(directory).absolute()
     oid = normalise_oid(community_id) if community_id else new_community_id()
-    if not OID_RE.match(oid):
+    if not is_oid(oid, allow_urn_prefix=True):
         raise ValueError(f"--community-id {community_id!r} is not an OID (e.g. 2.16.840.1.1)")
     name = name if name is not None else directory.name
     if not name.strip():

@@ -8,10 +8,9 @@ print every problem at once. The ``must_*`` checks return a reason, or None.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-OID_RE = re.compile(r"^(urn:oid:)?[0-2](\.(0|[1-9][0-9]*))+$")
+from profiles.oid import is_oid
 
 
 class TableReader:
@@ -68,7 +67,10 @@ def _kind_name(kind) -> str:
 
 
 def must_be_oid(value: str) -> str | None:
-    return None if OID_RE.match(value) else "not an OID (digits and dots, e.g. 2.16.840.1.1)"
+    """A strict (X.660) OID; written with or without its ``urn:oid:`` prefix."""
+    if is_oid(value, allow_urn_prefix=True):
+        return None
+    return "not an OID (digits and dots, e.g. 2.16.840.1.1)"
 
 
 def must_be_port(value: int) -> str | None:

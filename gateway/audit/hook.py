@@ -15,8 +15,9 @@ ids, the query payload, submission set and document ids, the feed) and
 one Patient Record event per action (a merge: Delete + Update). Outbound calls
 the handler noted (the initiating gateway's ITI-38/39) get initiator-side
 records, one per call. A request that never reached a transaction we can
-describe leaves a Security Alert. The MLLP listener does the same per message
-(``finish(transaction=None, outcome=None)``: the manager notes both).
+describe leaves a Security Alert (those records are built in ``request_records.py``).
+The MLLP listener does the same per message (``finish(transaction=None,
+outcome=None)``: the manager notes both).
 
 The pipeline tells the audit what it knows once the request is routed and
 authenticated (``known``: transaction, addressing, principal) and runs the
@@ -55,7 +56,6 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
@@ -64,40 +64,19 @@ from gateway.audit.binding import CURRENT, Bound, Written, bound
 from gateway.audit.deferred import ReplayGuard, settle
 from gateway.audit.parties import audit_source, human_requestor
 from gateway.audit.queue import AuditQueue
+from gateway.audit.request_records import ANONYMOUS as ANONYMOUS
+from gateway.audit.request_records import RequestFacts as RequestFacts
+from gateway.audit.request_records import outbound_records, responder_records
 from gateway.audit.transport import error_kind
 from gateway.config import Config
 from gateway.store.db import Database
-from profiles.atna.codes import EventType, Side
 from profiles.atna.events import Endpoint, HumanRequestor, Occasion
-from profiles.atna.facts import (
-    OUTCOMES,
-    AuditFacts,
-    describable,
-    outbound_record,
-)
-from profiles.atna.message import (
-    AuditMessage,
-    AuditSourceIdentification,
-    EventOutcome,
-)
-from profiles.atna.nodes import application_activity, security_alert
-from profiles.atna.recipe import transaction_recipe
+from profiles.atna.facts import AuditFacts, describable
+from profiles.atna.message import AuditMessage, AuditSourceIdentification, EventOutcome
+from profiles.atna.nodes import application_activity
 from profiles.errors import SoapFault
 
 log = logging.getLogger("gateway.audit")
-
-ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
-
-
-@dataclass(frozen=True)
-class RequestFacts:
-    """What the transport knows about a request before any transaction runs."""
-
-    request_id: str
-    endpoint: str  # our URL for the route: the responder's UserID
-    peer_host: str | None = None  # the client's IP address
-    peer_subject: str | None = None  # the verified client certificate's subject
-
 
 class Auditor:
     """One per process: the queue and who we are."""
@@ -289,7 +268,10 @@ class RequestAudit:
             self._exchange = {k: v or self._exchange.get(k) for k, v in exchange.items()}
             if not messages and not self._committed:
                 messages += self._notes_records(verdict, reason, final=True)
-            messages += self._outbound(self._exchange["human"], self._exchange["message_id"])
+            ex = self._exchange
+            messages += outbound_records(
+                self.auditor, self.facts, noted, ex["human"], ex["message_id"]
+            )
             if self._tokens is not None:
                 return self._settle(messages)
             if messages:
@@ -324,71 +306,10 @@ class RequestAudit:
             noted = written.unwritten(noted)  # patient feeds noted after the commit
         # else: nothing committed yet, or the failure record in full next to the success
         ex = self._exchange
-        return self._records(
-            transaction, outcome, ex.get("reply_to"), ex.get("message_id"), reason,
-            ex.get("human"), noted,
+        return responder_records(
+            self.auditor, self.facts, noted, transaction, outcome, reason,
+            reply_to=ex.get("reply_to"), message_id=ex.get("message_id"), human=ex.get("human"),
         )
-
-    def _records(
-        self,
-        transaction: str | None,
-        outcome: str,
-        reply_to: str | None,
-        message_id: str | None,
-        reason: str | None,
-        human: HumanRequestor | None,
-        noted: AuditFacts,
-    ) -> list[AuditMessage | bytes]:
-        f = self.facts
-        occasion = self.auditor.occasion(
-            OUTCOMES.get(outcome, EventOutcome.SERIOUS_FAILURE), reason
-        )
-        initiator = Endpoint(
-            noted.initiator or reply_to or ANONYMOUS, host=f.peer_host, user_name=f.peer_subject
-        )
-        if describable(transaction, noted):
-            assert transaction is not None
-            responder = Endpoint(
-                noted.responder or f.endpoint,
-                host=self.auditor.node.host,
-                process_id=self.auditor.node.process_id,
-            )
-            # The recipe, not the XML: the indexer builds exactly these messages later
-            # (profiles/atna/recipe.py), off the request path.
-            return [
-                transaction_recipe(
-                    transaction, Side.RESPONDER, occasion, initiator=initiator,
-                    responder=responder, human=human, facts=noted,
-                    fallback_id=message_id or f.request_id, reporter=self.auditor.node,
-                    subject=f.endpoint,
-                )
-            ]
-        # Refused before reaching a transaction (or a message we cannot describe): an alert.
-        what = f"{transaction} request" if transaction else "request"
-        return [
-            security_alert(
-                EventType.AUTHORIZATION_DECISION,
-                occasion,
-                reporter=self.auditor.node,
-                performer=initiator,
-                subject=f.endpoint,
-                description=f"{what} refused: {reason}" if reason else f"{what} refused",
-            )
-        ]
-
-    def _outbound(self, human: HumanRequestor | None, message_id: str | None) -> list:
-        """Our own calls as initiator (ITI-38/39 to partners): one record per call."""
-        node = self.auditor.node
-        us = Endpoint(ANONYMOUS, host=node.host, process_id=node.process_id)
-        return [
-            outbound_record(
-                call,
-                self.auditor.occasion(OUTCOMES.get(call.outcome, EventOutcome.SERIOUS_FAILURE),
-                                      call.reason),
-                initiator=us, human=human, fallback_id=message_id or self.facts.request_id,
-            )
-            for call in self.facts_noted.outbound
-        ]
 
 
 def finish_audit(audit: RequestAudit, answer) -> None:

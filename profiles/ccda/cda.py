@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 
 from lxml import etree
 
+from profiles import oid
+
 V3 = "urn:hl7-org:v3"
 SDTC = "urn:hl7-org:sdtc"
 NS = {"v": V3, "sdtc": SDTC}
@@ -140,14 +142,14 @@ def to_utc_dtm(value: str | None, *, assume_offset: str | None = None) -> Time:
 
 # -- identifiers and names ------------------------------------------------------------
 
-_OID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 SSN_ROOT = "2.16.840.1.113883.4.1"
 _UNIQUE_ID_NS = uuid.UUID("5b1d5b8e-8f6c-4c36-9d0e-0c7b6c2f3a10")  # ours, for uuid5
 
 
 def is_oid(value: str | None) -> bool:
-    return bool(value) and len(value) <= 64 and _OID.fullmatch(value) is not None
+    """An II root OID as CDA writes it: no leading zeros, any first arc, 64 characters."""
+    return oid.is_oid(value, allow_any_first_arc=True, max_length=64)
 
 
 def is_uuid(value: str | None) -> bool:

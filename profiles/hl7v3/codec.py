@@ -17,42 +17,44 @@ def _uses(el: etree._Element) -> tuple[str, ...]:
     return tuple((attr(el, "use") or "").split())
 
 
+# Model field -> XML attribute, one table for both directions so they cannot drift.
+_II_ATTRIBUTES = {
+    "root": "root",
+    "extension": "extension",
+    "assigning_authority_name": "assigningAuthorityName",
+    "null_flavor": "nullFlavor",
+}
+_CODE_ATTRIBUTES = {
+    "code": "code",
+    "code_system": "codeSystem",
+    "code_system_name": "codeSystemName",
+    "display_name": "displayName",
+    "null_flavor": "nullFlavor",
+}
+
+
+def _read_attributes(el: etree._Element, fields: dict[str, str]) -> dict[str, str | None]:
+    return {field: attr(el, name) for field, name in fields.items()}
+
+
+def _write_attributes(tag: str, value: II | Code, fields: dict[str, str]) -> etree._Element:
+    return hl7(tag, {name: getattr(value, field) for field, name in fields.items()})
+
+
 def parse_ii(el: etree._Element) -> II:
-    return II(
-        root=attr(el, "root"),
-        extension=attr(el, "extension"),
-        assigning_authority_name=attr(el, "assigningAuthorityName"),
-        null_flavor=attr(el, "nullFlavor"),
-    )
+    return II(**_read_attributes(el, _II_ATTRIBUTES))
 
 
 def ii_to_xml(tag: str, ii: II) -> etree._Element:
-    return hl7(tag, {
-        "root": ii.root,
-        "extension": ii.extension,
-        "assigningAuthorityName": ii.assigning_authority_name,
-        "nullFlavor": ii.null_flavor,
-    })
+    return _write_attributes(tag, ii, _II_ATTRIBUTES)
 
 
 def parse_code(el: etree._Element) -> Code:
-    return Code(
-        code=attr(el, "code"),
-        code_system=attr(el, "codeSystem"),
-        code_system_name=attr(el, "codeSystemName"),
-        display_name=attr(el, "displayName"),
-        null_flavor=attr(el, "nullFlavor"),
-    )
+    return Code(**_read_attributes(el, _CODE_ATTRIBUTES))
 
 
 def code_to_xml(tag: str, code: Code) -> etree._Element:
-    return hl7(tag, {
-        "code": code.code,
-        "codeSystem": code.code_system,
-        "codeSystemName": code.code_system_name,
-        "displayName": code.display_name,
-        "nullFlavor": code.null_flavor,
-    })
+    return _write_attributes(tag, code, _CODE_ATTRIBUTES)
 
 
 def parse_pn(el: etree._Element) -> PN:
@@ -69,12 +71,18 @@ def parse_pn(el: etree._Element) -> PN:
     return PN(tuple(parts), _uses(el), free, attr(el, "nullFlavor"))
 
 
-def pn_to_xml(tag: str, pn: PN, *, xsi_type: str | None = None) -> etree._Element:
-    el = hl7(tag, {"use": " ".join(pn.use) or None, "nullFlavor": pn.null_flavor})
+def _parts_holder(tag: str, value: PN | AD, xsi_type: str | None) -> etree._Element:
+    """A name's or an address's own element: use, nullFlavor, xsi:type and free text."""
+    el = hl7(tag, {"use": " ".join(value.use) or None, "nullFlavor": value.null_flavor})
     if xsi_type:
         set_xsi_type(el, xsi_type)
-    if pn.text:
-        el.text = pn.text
+    if value.text:
+        el.text = value.text
+    return el
+
+
+def pn_to_xml(tag: str, pn: PN, *, xsi_type: str | None = None) -> etree._Element:
+    el = _parts_holder(tag, pn, xsi_type)
     for part in pn.parts:
         sub(el, part.kind, {"qualifier": part.qualifier}, part.value)
     return el
@@ -94,11 +102,7 @@ def parse_ad(el: etree._Element) -> AD:
 
 
 def ad_to_xml(tag: str, ad: AD, *, xsi_type: str | None = None) -> etree._Element:
-    el = hl7(tag, {"use": " ".join(ad.use) or None, "nullFlavor": ad.null_flavor})
-    if xsi_type:
-        set_xsi_type(el, xsi_type)
-    if ad.text:
-        el.text = ad.text
+    el = _parts_holder(tag, ad, xsi_type)
     for part in ad.parts:
         sub(el, part.kind, None, part.value)
     return el

@@ -12,15 +12,16 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 
+from profiles import oid
 from profiles.oid import bare_oid
 
-OID_RE = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 # The HL7 ts pattern from datatypes-base.xsd, which schema validation enforces.
 TS_RE = re.compile(r"^([0-9]{1,8}|([0-9]{9,14}|[0-9]{14}\.[0-9]+)([+\-][0-9]{1,4})?)$")
 
 
 def is_oid(value: str | None) -> bool:
-    return bool(value) and OID_RE.match(value) is not None
+    """A strict (X.660) bare OID, as HL7 v3 roots and assigning authorities carry."""
+    return oid.is_oid(value)
 
 
 def strip_urn_oid(value: str | None) -> str | None:

@@ -13,10 +13,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from profiles import oid
 from profiles.errors import XDSRegistryMetadataError
 
 MAX_OID = 64
-_OID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+")
 _UUID_URN = re.compile(
     r"urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
@@ -26,8 +26,9 @@ _DTM_HIGH = "99991231235959"
 
 
 def is_oid(value: str | None) -> bool:
-    """A dotted-decimal OID (two arcs or more, no leading zeros), at most 64 characters."""
-    return bool(value) and len(value) <= MAX_OID and _OID.fullmatch(value) is not None
+    """A dotted-decimal OID (two arcs or more, no leading zeros, any first arc), at most
+    64 characters."""
+    return oid.is_oid(value, allow_any_first_arc=True, max_length=MAX_OID)
 
 
 def is_uuid_urn(value: str | None) -> bool:

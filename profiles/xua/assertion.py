@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from profiles import oid
+
 SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
 SAML1_NS = "urn:oasis:names:tc:SAML:1.0:assertion"
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -155,8 +157,8 @@ def oid_uri(value: str) -> str:
 
 
 def is_oid(value: str) -> bool:
-    parts = value.split(".")
-    return len(parts) >= 2 and all(p.isdigit() and p.isascii() for p in parts)
+    """Lenient, as assertions from peers write OIDs: any first arc, leading zeros too."""
+    return oid.is_oid(value, allow_any_first_arc=True, allow_leading_zeros=True)
 
 
 _EMAIL = re.compile(r"[^@\s]{1,256}@[^@\s.]{1,256}(?:\.[^@\s.]{1,256})+")

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs.authority import Credential
+from certs.authority import Credential, key_usage
 
 NOW = datetime.now(UTC)
 CLIENT = ExtendedKeyUsageOID.CLIENT_AUTH
@@ -24,12 +24,6 @@ def key() -> rsa.RSAPrivateKey:
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Test PKI")])
-
-
-def _usage(ca: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(digital_signature=not ca, content_commitment=False,
-                         key_encipherment=not ca, data_encipherment=False, key_agreement=False,
-                         key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False)
 
 
 def make(
@@ -56,7 +50,7 @@ def make(
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(_usage(ca), critical=True)
+        .add_extension(key_usage(ca=ca), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(k.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()),

@@ -1,5 +1,6 @@
-"""Fixtures: one served community for all end-to-end tests, a mutual-TLS session, and a
-PostgreSQL database of its own for a module that serves communities of its own."""
+"""Fixtures: one served community for all end-to-end tests, a mutual-TLS session, a
+PostgreSQL database of its own for a module that serves communities of its own, and the
+XUA tests' community members and audit database (xua_support.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from gateway import demo
 from tests.conftest import _reset_postgres, postgres_url
 from tests.e2e.databases import own_database
 from tests.e2e.support import start_gateway, stop_gateway
+from tests.e2e.xua_support import audit_db, members  # noqa: F401 - fixtures, found by name
 
 
 @pytest.fixture(scope="package")

@@ -1,7 +1,7 @@
 """XUA over real HTTPS: every attack of ../shared/notes/security.md sent to ``/xca/query``
 of a served gateway is refused with its WS-Security subcode (a SOAP 1.2 Sender fault,
 HTTP 400), a WARNING log line and an ATNA Security Alert (Authentication Decision) in
-the gateway's audit trail. Messages and checks: test_xua_accepted.py.
+the gateway's audit trail. Messages and checks: xua_support.py.
 """
 
 from __future__ import annotations
@@ -13,36 +13,23 @@ from lxml import etree
 
 from profiles.xml import parse_xml
 from profiles.xua.assertion import EMAIL, HL7_NS
-from tests.e2e.test_xua_accepted import (
+from tests.e2e.xua_support import (
     MIN,
     Members,
     alert_ids,
     alert_text,
     assert_accepted,
     assert_refused,
-    audit_database,
-    community_members,
     connect,
     send,
     xca_query,
 )
-from tests.profiles.xua.messages import NS, clone, q, resign_signed_info, security_of
+from tests.profiles.xua.edits import forge
+from tests.profiles.xua.messages import NS, q, resign_signed_info, security_of
 
 pytestmark = pytest.mark.e2e
 
 A = q("saml2", "Assertion")
-
-
-@pytest.fixture(scope="module")
-def members(gateway) -> Members:
-    return community_members(gateway)
-
-
-@pytest.fixture(scope="module")
-def audit_db(gateway, e2e_database_url):
-    db = audit_database(gateway, e2e_database_url)
-    yield db
-    db.dispose()
 
 
 def test_empty_or_missing_security_header(gateway, session, audit_db, members):
@@ -60,13 +47,9 @@ def test_empty_or_missing_security_header(gateway, session, audit_db, members):
 
 
 def _forge(genuine: etree._Element, *, keep_signature: bool, same_id: bool) -> etree._Element:
-    forged = clone(genuine)
-    if not keep_signature:
-        forged.remove(forged.find(q("ds", "Signature")))
-    if not same_id:
-        forged.set("ID", "_forged")
-    forged.find("saml2:Subject/saml2:NameID", NS).text = "CN=Chief Administrator"
-    return forged
+    return forge(
+        genuine, keep_signature=keep_signature, same_id=same_id, name_id="CN=Chief Administrator"
+    )
 
 
 def xsw(members: Members, variant: str) -> etree._Element:

@@ -18,15 +18,12 @@ from gateway.audit.models import AuditEntry
 from gateway.audit.queue import AuditQueue
 from profiles.errors import WSSE_NS
 from profiles.xml import parse_xml
-from tests.e2e.test_xua_accepted import (
+from tests.e2e.xua_support import (
     QUERY_NS,
-    Members,
     alert_ids,
     alert_text,
     assert_accepted,
     assert_refused,
-    audit_database,
-    community_members,
     connect,
     refusal_log,
     send,
@@ -34,18 +31,6 @@ from tests.e2e.test_xua_accepted import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def members(gateway) -> Members:
-    return community_members(gateway)
-
-
-@pytest.fixture(scope="module")
-def audit_db(gateway, e2e_database_url):
-    db = audit_database(gateway, e2e_database_url)
-    yield db
-    db.dispose()
 
 
 def records(db) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gateway.security import Refusal, XuaGate, XuaSettings, build_security
 from gateway.store import migrate
 from gateway.store.db import Database
-from tests.profiles.xua.pki import Identity, Pki, build_pki
-
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@dataclass
-class FixedClock:
-    at: datetime = NOW
-
-    def now(self) -> datetime:
-        return self.at
+from tests.profiles.xua.fixed_time import clock, pki  # noqa: F401 - fixtures, found by name
+from tests.profiles.xua.pki import Identity, Pki
 
 
 @dataclass
@@ -66,16 +56,6 @@ def pem(path: Path, *identities: Identity) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def pki() -> Pki:
-    return build_pki(NOW)
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock()
-
-
 @pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
     migrate.upgrade(database_url)
@@ -85,7 +65,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def trust_store(tmp_path: Path, pki: Pki) -> Path:
+def trust_store(tmp_path: Path, pki: Pki) -> Path:  # noqa: F811 - the fixture
     return pem(tmp_path / "trust.pem", pki.ca)
 
 
@@ -95,7 +75,7 @@ def recorded() -> Recorded:
 
 
 @pytest.fixture
-def make_gate(db, clock, recorded, trust_store):
+def make_gate(db, clock, recorded, trust_store):  # noqa: F811 - the fixture
     """make_gate(settings=None, partners=(), tls=True) -> XuaGate on the test database."""
 
     def make(settings: XuaSettings | None = None, partners=(), *, tls: bool = True) -> XuaGate:

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gateway.dispatch import ROUTES, Route
 from gateway.soap.envelope import Envelope, parse_envelope
 from profiles.xml import to_bytes
-from tests.gateway.security.conftest import NOW
+from tests.profiles.xua.fixed_time import NOW
 from tests.profiles.xua.messages import CONNECT_WIRE, Shape, load, resign, security_of
 from tests.profiles.xua.pki import Identity, Pki
 

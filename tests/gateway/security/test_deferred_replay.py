@@ -32,8 +32,8 @@ from profiles.xds.iti18 import ITI_18
 from profiles.xds.iti42 import ITI_42
 from profiles.xml import parse_xml
 from tests.gateway.audit.helpers import SOURCE, break_the_inbox
-from tests.gateway.security.conftest import NOW
 from tests.gateway.security.messages import envelope, req_from, route, signed
+from tests.profiles.xua.fixed_time import NOW
 
 S12 = "http://www.w3.org/2003/05/soap-envelope"
 LIMITS = Limits(max_message_bytes=1 << 20, max_attachment_bytes=1 << 20)

@@ -13,24 +13,12 @@ import wsdl
 from profiles.errors import GatewayError
 from profiles.xca import iti39
 from profiles.xds import codes as c
-from profiles.xop import XOP_INCLUDE, content_id_from_href
 from tests.profiles.xds.fake_repository import REPOSITORY_ID, FakeRepository
+from tests.profiles.xds.retrieve import resolve_xop, retrieve_request
 
 X = f"{{{c.XDS}}}"
 HOME = "urn:oid:1.2.3.39"
 PARTIAL = "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess"
-
-
-def request(*docs: tuple) -> etree._Element:
-    """Each doc: (repository, document[, HomeCommunityId])."""
-    root = etree.Element(X + "RetrieveDocumentSetRequest", nsmap={"xds": c.XDS})
-    for doc in docs:
-        el = etree.SubElement(root, X + "DocumentRequest")
-        if len(doc) == 3:
-            etree.SubElement(el, X + "HomeCommunityId").text = doc[2]
-        etree.SubElement(el, X + "RepositoryUniqueId").text = doc[0]
-        etree.SubElement(el, X + "DocumentUniqueId").text = doc[1]
-    return root
 
 
 def ctx(repo):
@@ -47,14 +35,10 @@ def repo():
 
 def run(repo, *docs) -> etree._Element:
     """Handle and serialize; the answer with XOP resolved, checked against the schema."""
-    reply = iti39.serialize(iti39.handle(iti39.parse(request(*docs), ctx(repo)), ctx(repo)))
+    parsed = iti39.parse(retrieve_request(*docs), ctx(repo))
+    reply = iti39.serialize(iti39.handle(parsed, ctx(repo)))
     assert iti39.ITI_39.mtom_response
-    parts = {a.content_id: b"".join(a.chunks()) for a in reply.attachments}
-    body = etree.fromstring(etree.tostring(reply.body))
-    for inc in list(body.iter(XOP_INCLUDE)):
-        parent = inc.getparent()
-        parent.remove(inc)
-        parent.text = base64.b64encode(parts[content_id_from_href(inc.get("href"))]).decode()
+    body = resolve_xop(reply)
     wsdl.schema("ebrs").assertValid(body)
     return body
 
@@ -103,7 +87,7 @@ def test_unknown_document_and_repository_are_located_at_our_home(repo):
 
 
 def test_malformed_request_error_is_located_at_our_home(repo):
-    bad = request((REPOSITORY_ID, "1.1", HOME))
+    bad = retrieve_request((REPOSITORY_ID, "1.1", HOME))
     bad.find(f"{X}DocumentRequest/{X}RepositoryUniqueId").text = ""
     with pytest.raises(GatewayError) as e:
         iti39.parse(bad, ctx(repo))

@@ -11,41 +11,18 @@ from lxml import etree
 
 import wsdl
 from profiles.errors import GatewayError
-from profiles.transaction import Reply
 from profiles.xds import codes as c
 from profiles.xds.iti43 import handle, parse, serialize
-from profiles.xop import XOP_INCLUDE, content_id_from_href
 from tests.profiles.xds.fake_repository import REPOSITORY_ID, FakeRepository
+from tests.profiles.xds.retrieve import resolve_xop, retrieve_request
 
 X = f"{{{c.XDS}}}"
 HOME = "urn:oid:1.2.3"
 PARTIAL = "urn:ihe:iti:2007:ResponseStatusType:PartialSuccess"
 
 
-def request(*docs: tuple[str, str] | tuple[str, str, str]) -> etree._Element:
-    root = etree.Element(X + "RetrieveDocumentSetRequest", nsmap={"xds": c.XDS})
-    for doc in docs:
-        el = etree.SubElement(root, X + "DocumentRequest")
-        if len(doc) == 3:
-            etree.SubElement(el, X + "HomeCommunityId").text = doc[2]
-        etree.SubElement(el, X + "RepositoryUniqueId").text = doc[0]
-        etree.SubElement(el, X + "DocumentUniqueId").text = doc[1]
-    return root
-
-
 def ctx(repo):
     return SimpleNamespace(ports=SimpleNamespace(repository=repo), home_community_id=HOME)
-
-
-def resolve_xop(reply: Reply) -> etree._Element:
-    """The XOP-reconstituted infoset: each include replaced by its part's base64."""
-    parts = {a.content_id: b"".join(a.chunks()) for a in reply.attachments}
-    body = etree.fromstring(etree.tostring(reply.body))
-    for inc in list(body.iter(XOP_INCLUDE)):
-        parent = inc.getparent()
-        parent.remove(inc)
-        parent.text = base64.b64encode(parts[content_id_from_href(inc.get("href"))]).decode()
-    return body
 
 
 def assert_valid(el: etree._Element) -> None:
@@ -62,7 +39,8 @@ def repo():
 
 
 def test_several_documents_stream_back_with_mime_type_and_home(repo):
-    response = handle(parse(request((REPOSITORY_ID, "1.2"), (REPOSITORY_ID, "1.1"))), ctx(repo))
+    request = retrieve_request((REPOSITORY_ID, "1.2"), (REPOSITORY_ID, "1.1"))
+    response = handle(parse(request), ctx(repo))
     reply = serialize(response)
     body = resolve_xop(reply)
     assert_valid(body)
@@ -89,7 +67,7 @@ def test_several_documents_stream_back_with_mime_type_and_home(repo):
 def test_missing_and_unknown_repository_are_partial_success(repo):
     response = handle(
         parse(
-            request(
+            retrieve_request(
                 (REPOSITORY_ID, "1.1"),
                 (REPOSITORY_ID, "9.9"),
                 ("7.7.7", "1.2"),
@@ -114,14 +92,15 @@ def test_missing_and_unknown_repository_are_partial_success(repo):
 
 
 def test_nothing_found_is_failure_without_documents(repo):
-    body = resolve_xop(serialize(handle(parse(request((REPOSITORY_ID, "9.9"))), ctx(repo))))
+    request = retrieve_request((REPOSITORY_ID, "9.9"))
+    body = resolve_xop(serialize(handle(parse(request), ctx(repo))))
     assert_valid(body)
     assert body.find(f"{{{c.RS}}}RegistryResponse").get("status").endswith(":Failure")
     assert body.find(X + "DocumentResponse") is None
 
 
 def test_a_request_without_ids_is_refused():
-    root = request()
+    root = retrieve_request()
     etree.SubElement(
         etree.SubElement(root, X + "DocumentRequest"), X + "DocumentUniqueId"
     ).text = "1"
@@ -129,4 +108,4 @@ def test_a_request_without_ids_is_refused():
         parse(root)
     assert info.value.code == "XDSRepositoryError"
     with pytest.raises(GatewayError):
-        parse(request())
+        parse(retrieve_request())

@@ -4,24 +4,15 @@ a ``verify`` helper wired the way the gateway will call the verifier."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 from lxml import etree
 
 from profiles.xua import SecurityRefused, TrustAnchors, XuaPolicy, verify_security_header
+from tests.profiles.xua.fixed_time import clock, pki  # noqa: F401 - fixtures, found by name
 from tests.profiles.xua.messages import reparse, security_of
-from tests.profiles.xua.pki import Pki, build_pki
-
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@dataclass
-class FixedClock:
-    at: datetime = NOW
-
-    def now(self) -> datetime:
-        return self.at
+from tests.profiles.xua.pki import Pki
 
 
 @dataclass
@@ -35,28 +26,18 @@ class MemoryReplayCache:
         return True
 
 
-@pytest.fixture(scope="session")
-def pki() -> Pki:
-    return build_pki(NOW)
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock()
-
-
 @pytest.fixture
 def replay() -> MemoryReplayCache:
     return MemoryReplayCache()
 
 
 @pytest.fixture
-def trust(pki: Pki) -> TrustAnchors:
+def trust(pki: Pki) -> TrustAnchors:  # noqa: F811 - the fixture
     return TrustAnchors(roots=(pki.ca.cert,))
 
 
 @pytest.fixture
-def verify(pki, trust, clock, replay):
+def verify(pki, trust, clock, replay):  # noqa: F811 - the fixture
     """verify(envelope, **overrides) -> Principal, after a serialize/parse round trip."""
 
     def run(envelope: etree._Element, **overrides):

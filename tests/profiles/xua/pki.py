@@ -10,6 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from certs.authority import key_usage
+
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
@@ -39,6 +41,41 @@ def _key(kind: str) -> PrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
+def _certificate(
+    cn: str,
+    key: PrivateKey,
+    now: datetime,
+    issuer: Identity | None,
+    valid: tuple[timedelta, timedelta],
+    usage: x509.KeyUsage,
+) -> x509.CertificateBuilder:
+    """What CAs and leaves start with: names, validity around ``now``, basic constraints
+    and key usage (a CA's or a leaf's, as ``usage`` says)."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(issuer.cert.subject if issuer else _name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now + valid[0])
+        .not_valid_after(now + valid[1])
+        .add_extension(
+            x509.BasicConstraints(ca=usage.key_cert_sign, path_length=None), critical=True
+        )
+        .add_extension(usage, critical=True)
+    )
+
+
+def _signed(builder: x509.CertificateBuilder, key: PrivateKey, issuer: Identity | None) -> Identity:
+    """``builder`` with the issuer's key identifier, signed by the issuer (else by ``key``)."""
+    if issuer:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
+    return Identity(key, builder.sign(issuer.key if issuer else key, hashes.SHA256()))
+
+
 def make_ca(
     cn: str,
     now: datetime,
@@ -48,38 +85,10 @@ def make_ca(
 ) -> Identity:
     """A root CA (or an intermediate under ``issuer``) that passes web-PKI CA checks."""
     key = _key("rsa")
-    signer_key = issuer.key if issuer else key
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(issuer.cert.subject if issuer else _name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + valid[0])
-        .not_valid_after(now + valid[1])
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    builder = _certificate(cn, key, now, issuer, valid, key_usage(ca=True)).add_extension(
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
     )
-    if issuer:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-            critical=False,
-        )
-    return Identity(key, builder.sign(signer_key, hashes.SHA256()))
+    return _signed(builder, key, issuer)
 
 
 def make_leaf(
@@ -93,30 +102,9 @@ def make_leaf(
 ) -> Identity:
     """A gateway certificate (TLS and signing); self-signed when ``issuer`` is None."""
     key = _key(kind)
-    issuer_key = issuer.key if issuer else key
+    usage = key_usage(ca=False, digital_signature=digital_signature, key_encipherment=kind == "rsa")
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(issuer.cert.subject if issuer else _name(cn))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + valid[0])
-        .not_valid_after(now + valid[1])
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=digital_signature,
-                content_commitment=False,
-                key_encipherment=kind == "rsa",
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        _certificate(cn, key, now, issuer, valid, usage)
         .add_extension(
             x509.ExtendedKeyUsage(
                 [x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH]
@@ -125,12 +113,7 @@ def make_leaf(
         )
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(f"{cn}.test")]), critical=False)
     )
-    if issuer:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
-            critical=False,
-        )
-    return Identity(key, builder.sign(issuer_key, hashes.SHA256()))
+    return _signed(builder, key, issuer)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from signxml import XMLVerifier
 
 from profiles.xua import TrustAnchors, XuaPolicy
 from profiles.xua.assertion import EMAIL, HL7_NS
+from tests.profiles.xua.edits import forge
 from tests.profiles.xua.messages import (
     CONNECT_WIRE,
     NS,
@@ -42,12 +43,7 @@ def test_the_base_message_is_accepted(pki, verify):
 
 
 def _forge(genuine: etree._Element, *, keep_signature: bool, same_id: bool) -> etree._Element:
-    forged = clone(genuine)
-    if not keep_signature:
-        forged.remove(forged.find(q("ds", "Signature")))
-    if not same_id:
-        forged.set("ID", "_forged")
-    forged.find("saml2:Subject/saml2:NameID", NS).text = "CN=admin"
+    forged = forge(genuine, keep_signature=keep_signature, same_id=same_id, name_id="CN=admin")
     for value in forged.iter(q("saml2", "AttributeValue")):
         if (value.text or "").strip() == "Karl S Skagerberg":
             value.text = "Chief Administrator"

@@ -34,7 +34,8 @@ from profiles.xua import (
 )
 from profiles.xua.assertion import HL7_NS, NHIN_PURPOSE, SNOMED_CT
 from tests.conftest import CONFORMANCE
-from tests.profiles.xua.conftest import FixedClock, MemoryReplayCache
+from tests.profiles.xua.conftest import MemoryReplayCache
+from tests.profiles.xua.fixed_time import FixedClock
 from tests.profiles.xua.messages import NS, q
 
 AUDIENCE = "https://partner.example.org/xca/query"

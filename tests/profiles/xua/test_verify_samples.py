@@ -12,12 +12,11 @@ from profiles.xua.assertion import (
     EMAIL,
     ENVELOPED,
     HL7_NS,
-    HOME_COMMUNITY_ID,
     NHIN_PURPOSE,
     SNOMED_CT,
     X509_SUBJECT,
-    XSI_NS,
 )
+from tests.profiles.xua.edits import ipf_to_ehx
 from tests.profiles.xua.messages import (
     CONNECT_AUTHFRAMEWORK,
     CONNECT_HOK_SV_BEARER,
@@ -35,7 +34,6 @@ from tests.profiles.xua.messages import (
     resign,
     resign_signed_info,
     restamp,
-    set_holder_of_key,
 )
 
 
@@ -137,38 +135,15 @@ def test_metriport_rsa_sha1_needs_the_partner_switch(pki, verify, refused, sampl
     assert principal.assertion.signature_method.endswith("rsa-sha1")
 
 
-def _ipf_to_ehx(assertion):
-    """Give the IPF (Swiss EPR) shape what the eHx profile requires, keeping its style."""
-    assertion.find(q("saml2", "Issuer")).set("Format", X509_SUBJECT)
-    assertion.find(q("saml2", "Issuer")).text = "CN=STS,O=XUA Test,C=US"
-    name_id = assertion.find("saml2:Subject/saml2:NameID", NS)
-    name_id.attrib.clear()
-    name_id.set("Format", X509_SUBJECT)
-    name_id.text = "CN=Rosa Sestak,O=XUA Test,C=US"
-    statement = assertion.find(q("saml2", "AttributeStatement"))
-    for attr in list(statement):
-        name = attr.get("Name")
-        if name.endswith(("organization", "organization-id")):
-            for extra in attr.findall(q("saml2", "AttributeValue"))[1:]:
-                attr.remove(extra)  # Swiss EPR lists several; eHx allows one
-        if name == "urn:ihe:iti:xca:2010:homeCommunityId":
-            attr.set("Name", HOME_COMMUNITY_ID)
-    for role in statement.iter(f"{{{HL7_NS}}}Role"):
-        role.attrib.update({"code": "224608005", "codeSystem": SNOMED_CT})
-    for purpose in statement.iter(f"{{{HL7_NS}}}PurposeOfUse"):
-        purpose.attrib.update({"code": "TREATMENT", "codeSystem": NHIN_PURPOSE})
-    confirmation = assertion.find("saml2:Subject/saml2:SubjectConfirmation", NS)
-    confirmation.set("Method", "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key")
-    data = confirmation.find(q("saml2", "SubjectConfirmationData"))
-    data.attrib.clear()
-    data.set(f"{{{XSI_NS}}}type", "saml2:KeyInfoConfirmationDataType")
-    etree.SubElement(data, q("ds", "KeyInfo"), nsmap={"ds": NS["ds"]})
-
-
 def test_ipf_shaped_assertion_with_x509_chain_is_accepted(pki, verify):
     def edit(assertion):
-        _ipf_to_ehx(assertion)
-        set_holder_of_key(assertion, pki.partner)  # the edit just added the KeyInfo
+        ipf_to_ehx(
+            assertion,
+            name_format=X509_SUBJECT,
+            issuer="CN=STS,O=XUA Test,C=US",
+            subject="CN=Rosa Sestak,O=XUA Test,C=US",
+            hok=pki.partner,
+        )
 
     signer = Shape(
         signer=pki.via_intermediate,  # certified by an intermediate sent in X509Data

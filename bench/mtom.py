@@ -36,6 +36,7 @@ from lxml import etree
 from gateway.diagnostics import DIAG_NS, MTOM_ECHO, XOP_NS
 from gateway.soap import mtom
 from profiles.transaction import OutgoingAttachment
+from profiles.xop import content_id_from_href
 
 MiB = 1024 * 1024
 S12 = "http://www.w3.org/2003/05/soap-envelope"
@@ -212,7 +213,7 @@ def echo(session: requests.Session, url: str, size: int, spool: Path, tls: dict)
     try:
         part = etree.fromstring(message.root).find(f".//{{{DIAG_NS}}}Part")
         href = part.find(f"{{{XOP_NS}}}Include").get("href")
-        back = message.attachments[mtom.content_id_from_href(href)]
+        back = message.attachments[content_id_from_href(href)]
         sent = payload.sha1.hexdigest()
         return {
             "seconds": seconds,

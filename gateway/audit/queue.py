@@ -247,10 +247,14 @@ class AuditQueue:
             if rows:
                 connection.execute(_STAGE, rows)
 
-    @staticmethod
-    def _alone(ticket: Ticket) -> bool:
-        """A lone guarded ticket in one statement, if its guard can (``commit_with``:
-        on PostgreSQL, the tokens and the rows without BEGIN and COMMIT round trips)."""
+    def _alone(self, ticket: Ticket) -> bool:
+        """A lone ticket in a transaction of its own on the driver, without SQLAlchemy's
+        begin and commit machinery: its guard's (``commit_with``: the tokens, then the
+        rows; on PostgreSQL one statement) or, unguarded, just its rows. False: the
+        shared transaction instead."""
+        if ticket.guard is None:
+            self._rows_alone(list(ticket.rows))
+            return True
         commit_with = getattr(ticket.guard, "commit_with", None)
         if commit_with is None:
             return False
@@ -259,6 +263,17 @@ class AuditQueue:
             return False
         ticket.accepted = accepted
         return True
+
+    def _rows_alone(self, rows: list[bytes]) -> None:
+        inbox = AuditInboxEntry.__table__.name
+        if self.database.dialect == "postgresql":
+            values = ", ".join(f"(%(r{i})b::bytea)" for i in range(len(rows)))
+            self.database.execute_alone(f"INSERT INTO {inbox} (xml) VALUES {values}",
+                                        {f"r{i}": row for i, row in enumerate(rows)})
+        else:
+            with self.database.driver_transaction() as conn:
+                conn.executemany(f"INSERT INTO {inbox} (xml) VALUES (?)",
+                                 [(row,) for row in rows])
 
     def index_pending(self, limit: int = INDEX_BATCH) -> int:
         """Move up to ``limit`` inbox rows into the indexed tables, in one transaction;

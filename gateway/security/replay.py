@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -94,6 +95,10 @@ class SqlReplayCache:
         # A lone statement needs no transaction: on PostgreSQL it runs in autocommit on the
         # driver (``Database.execute_alone``), without BEGIN and COMMIT round trips.
         self._alone = database.dialect == "postgresql"
+        # SQLite on the driver too (``Database.driver_transaction``): its timestamps as
+        # SQLAlchemy stores them, so the comparison with ``now`` stays a string compare.
+        dialect = database.engine.dialect
+        self._stamp = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
         self._lock = threading.Lock()
         self._next_purge: datetime | None = None
 
@@ -104,9 +109,8 @@ class SqlReplayCache:
             params = {"t0": _token(key), "e0": _aware(expires_at), "now": now}
             added = bool(self.database.execute_alone(_tokens_sql(1), params))
         else:
-            params = {"token": _token(key), "expires_at": expires_at, "now": now}
-            with self.database.engine.begin() as conn:
-                added = conn.execute(self._insert, params).first() is not None
+            with self.database.driver_transaction() as conn:
+                added = self._add_sqlite(conn, key, expires_at, now)
         if self._purge_due(now):
             self.purge(now)
         return added
@@ -127,14 +131,14 @@ class SqlReplayCache:
 
     def add_with_rows(
         self, keys: tuple[ReplayKey, ...], table: sa.Table, rows: list[bytes]
-    ) -> set[str] | None:
-        """PostgreSQL only (else None): ``keys`` as ``add_in`` inserts them, and ``rows``
-        into ``table.xml`` only if every key was fresh, in one statement in autocommit
-        (its own transaction, durable when it returns): two round trips (pool pre-ping,
-        statement) where BEGIN, two INSERTs and COMMIT took five. Returns the column
-        values of the keys inserted."""
+    ) -> set[str]:
+        """``keys`` as ``add_in`` inserts them, and ``rows`` into ``table.xml`` only if
+        every key was fresh, in a transaction of their own on the driver (durable when
+        this returns). On PostgreSQL one statement in autocommit: two round trips (pool
+        pre-ping, statement) where BEGIN, two INSERTs and COMMIT took five. Returns the
+        column values of the keys inserted."""
         if not self._alone:
-            return None
+            return self._with_rows_sqlite(keys, table, rows)
         params: dict[str, object] = {"now": self._now()}
         for i, k in enumerate(keys):
             params[f"t{i}"], params[f"e{i}"] = _token(k.key), _aware(k.expires_at)
@@ -142,6 +146,26 @@ class SqlReplayCache:
             params[f"r{i}"] = row
         sql = _with_rows_sql(table.name, len(keys), len(rows))
         return {token for (token,) in self.database.execute_alone(sql, params)}
+
+    def _add_sqlite(self, conn: sqlite3.Connection, key: str, expires_at: datetime,
+                    now: datetime) -> bool:
+        stamp = self._stamp
+        params = (_token(key), stamp(_aware(expires_at)), stamp(now))
+        return bool(conn.execute(_SQLITE_TOKEN, params).fetchall())
+
+    def _with_rows_sqlite(
+        self, keys: tuple[ReplayKey, ...], table: sa.Table, rows: list[bytes]
+    ) -> set[str]:
+        """``add_with_rows`` in one SQLite transaction: every key, then the rows if all
+        were fresh."""
+        now = self._now()
+        with self.database.driver_transaction() as conn:
+            added = {_token(k.key) for k in sorted(keys, key=lambda k: k.key)
+                     if self._add_sqlite(conn, k.key, k.expires_at, now)}
+            if len(added) == len(keys) and rows:
+                conn.executemany(f"INSERT INTO {table.name} (xml) VALUES (?)",
+                                 [(row,) for row in rows])
+        return added
 
     def purge(self, now: datetime | None = None) -> int:
         """Delete every expired token; return how many went."""
@@ -193,6 +217,13 @@ def _with_rows_sql(inbox: str, keys: int, rows: int) -> str:
         SELECT token FROM token"""
 
 
+_SQLITE_TOKEN = """
+    INSERT INTO xua_replay_tokens (token, expires_at) VALUES (?, ?)
+    ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at
+        WHERE xua_replay_tokens.expires_at <= ?
+    RETURNING token"""
+
+
 def _aware(when: datetime) -> datetime:
     """``UTCDateTime``'s rule on the driver path: a naive expiry would be ambiguous."""
     if when.tzinfo is None:
@@ -236,13 +267,12 @@ class PendingTokens:
         return True
 
     def commit_with(self, table: sa.Table, rows: list[bytes]) -> bool | None:
-        """The keys and ``rows`` in one statement of their own, where the database
-        allows (``SqlReplayCache.add_with_rows``; else None); False if a key was taken."""
+        """The keys and ``rows`` in a transaction of their own, on the driver
+        (``SqlReplayCache.add_with_rows``; None, for the shared transaction instead, when
+        an expiry is naive); False if a key was taken."""
         if any(k.expires_at.tzinfo is None for k in self.keys):
             return None
         inserted = self.cache.add_with_rows(self.keys, table, rows)
-        if inserted is None:
-            return None
         for k in sorted(self.keys, key=lambda k: k.key):
             if _token(k.key) not in inserted:
                 self.taken = k.key

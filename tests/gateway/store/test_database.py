@@ -231,3 +231,54 @@ def test_a_forked_worker_gets_its_own_connections(pg_url: str) -> None:
     with db.engine.connect() as conn:  # the parent's own connection still works
         assert conn.execute(sa.text("SELECT pg_backend_pid()")).scalar() == parent_backend
     db.dispose()
+
+
+def test_a_driver_transaction_commits_or_rolls_back_whole(tmp_path: Path) -> None:
+    """SQLite's hot-path writes (replay token, a lone audit record) bypass SQLAlchemy's
+    transaction machinery: they must still be all or nothing, and fail as SQLAlchemy's
+    errors do, without the parameters (a record may name a patient)."""
+    db = Database(f"sqlite:///{tmp_path / 'g.db'}")
+    try:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (v TEXT UNIQUE)")
+        with db.driver_transaction() as conn:
+            conn.execute("INSERT INTO t VALUES ('kept')")
+        with pytest.raises(RuntimeError), db.driver_transaction() as conn:
+            conn.execute("INSERT INTO t VALUES ('undone')")
+            raise RuntimeError("the caller's own failure")
+        with pytest.raises(sa.exc.IntegrityError) as failed, db.driver_transaction() as conn:
+            conn.execute("INSERT INTO t VALUES ('also undone')")
+            conn.execute("INSERT INTO t VALUES (?)", ("kept",))
+        assert "kept" not in str(failed.value).replace("'kept'", "")  # no parameters shown
+        with db.engine.connect() as conn:
+            assert not conn.connection.driver_connection.in_transaction  # none left open
+            assert conn.exec_driver_sql("SELECT v FROM t").scalars().all() == ["kept"]
+    finally:
+        db.dispose()
+
+
+def test_execute_alone_is_its_own_transaction_on_postgresql(pg_url: str) -> None:
+    db = Database(pg_url)
+    table = f"alone_{os.getpid()}"
+    try:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE TABLE {table} (v TEXT UNIQUE)")
+        assert db.execute_alone(f"INSERT INTO {table} VALUES (%(v)s) RETURNING v",
+                                {"v": "kept"}) == [("kept",)]
+        assert db.execute_alone(f"INSERT INTO {table} VALUES ('other')", {}) == []
+        with pytest.raises(sa.exc.IntegrityError) as failed:
+            db.execute_alone(f"INSERT INTO {table} VALUES (%(v)s)", {"v": "kept"})
+        assert "kept" not in str(failed.value).replace("(v)=(kept)", "")  # no parameters
+        other = Database(pg_url)  # committed: another process sees it at once
+        try:
+            with other.engine.connect() as conn:
+                rows = conn.exec_driver_sql(f"SELECT v FROM {table} ORDER BY v").scalars()
+                assert rows.all() == ["kept", "other"]
+        finally:
+            other.dispose()
+        with db.engine.connect() as conn:  # the pooled connection is back out of autocommit
+            assert conn.connection.driver_connection.autocommit is False
+    finally:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        db.dispose()

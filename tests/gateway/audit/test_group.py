@@ -61,12 +61,12 @@ def test_concurrent_stage_now_commits_every_record(db) -> None:
 
 # --- guards: a request's deferred XUA replay tokens in the shared commit --------------------
 
-NOW = datetime.now(UTC)
-
-
 def tokens(db, *keys: str, refusals: list | None = None) -> PendingTokens:
+    # Expiring from now, not from import: the cache runs on the real clock, and a whole
+    # suite can take longer than these five minutes to reach this module.
+    expires = datetime.now(UTC) + timedelta(minutes=5)
     return PendingTokens(
-        SqlReplayCache(db), tuple(ReplayKey(k, NOW + timedelta(minutes=5)) for k in keys),
+        SqlReplayCache(db), tuple(ReplayKey(k, expires) for k in keys),
         lambda key: (refusals if refusals is not None else []).append(key) or replayed(key),
     )
 

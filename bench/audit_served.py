@@ -1,6 +1,6 @@
 """What auditing adds to a request as a partner sends it: served, mutual TLS, signed XUA.
 
-    .venv/bin/python bench/audit_served.py [--requests 1000] [--block 50] [--database-url URL]
+    .venv/bin/python bench/audit_served.py [--requests 1000] [--block 20] [--database-url URL]
 
 Two communities made by ``ihe-gateway init`` run side by side as real servers
 (gunicorn, gthread workers, mutual TLS, as ``init`` configures them): one is
@@ -19,8 +19,11 @@ signature per request, so the replay cache inserts per request):
   entry for the second patient each time (the data commit carries the record).
 
 Blocks of ``--block`` requests alternate between the two servers (which goes
-first alternates too) so drift falls on both. The time is the client's, from
-sending the request to reading the whole answer; the record is written as the
+first alternates too); the server's own time per request, from its log line, is
+printed beside. What auditing adds is the median over neighbouring block pairs
+of the difference of their medians, with a 95 % bootstrap interval
+(``bench/paired.py``). The time is the client's, from sending the request to reading
+the whole answer; the record is written as the
 gateway runs in production (a register's in its data commit, a query's in a
 commit of its own before its answer is sent, which also inserts the query's XUA
 replay token; the unaudited server inserts that at the gate, in a commit of its
@@ -33,6 +36,7 @@ own SQLite file.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -52,6 +56,8 @@ from lxml import etree
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.audit_workload import PRINCIPAL  # noqa: E402
+from bench.paired import HEADER, paired  # noqa: E402
 from certs.store import load_certificate, load_private_key  # noqa: E402
 from gateway import demo  # noqa: E402
 from gateway.config import load_config  # noqa: E402
@@ -59,13 +65,11 @@ from gateway.ports import SystemClock  # noqa: E402
 from profiles.errors import WSA_NS  # noqa: E402
 from profiles.xds.ebrim import submit_objects_request_to_xml  # noqa: E402
 from profiles.xua import (  # noqa: E402
-    Code,
     IssuePolicy,
     Principal,
     SigningCredentials,
     build_security_header,
 )
-from profiles.xua.assertion import NHIN_PURPOSE, SNOMED_CT  # noqa: E402
 from tests.e2e.support import server_env  # noqa: E402
 from tests.profiles.xds.builders import submission  # noqa: E402
 
@@ -111,15 +115,7 @@ def start(root: Path, name: str, audited: bool, env: dict) -> Served:
             )
     session = demo.mtls_session(gw)
     demo.wait_until_ready(gw, session)
-    principal = Principal(
-        subject_id="Karl S Skagerberg", organization="Example Community Hospital",
-        organization_id="urn:oid:2.16.840.1.113883.3.7204.1",
-        home_community_id="urn:oid:2.16.840.1.113883.3.7204",
-        role=Code("307969004", SNOMED_CT, "SNOMED_CT", "Public Health"),
-        purpose_of_use=Code("TREATMENT", NHIN_PURPOSE, "nhin-purpose", "Treatment"),
-        name_id="CN=Karl S Skagerberg,O=Example Community Hospital,C=US",
-        resource_id=QUERIED, npi="1234567890",
-    )
+    principal = replace(PRINCIPAL, resource_id=QUERIED)
     credentials = SigningCredentials(
         key=load_private_key(gw.cert("client-key.pem")),
         certificate=load_certificate(gw.cert("client.pem")),
@@ -194,13 +190,15 @@ def send(served: Served, kind: str, data: bytes,
 
 
 def measure(pair: list[Served], kind: str, requests_: int, block: int,
-            clients: int) -> dict[str, tuple[list[float], float]]:
-    """Per server: every request's time, and requests per second over its blocks."""
-    times: dict[str, list[float]] = {s.name: [] for s in pair}
+            clients: int) -> tuple[list[tuple[list[float], list[float]]], dict[str, float]]:
+    """Each pair of neighbouring blocks' times (unaudited, audited), and requests per
+    second per server over its blocks."""
+    blocks: list[tuple[list[float], list[float]]] = []
     busy: dict[str, float] = {s.name: 0.0 for s in pair}
     sessions = {s.name: [demo.mtls_session(s.gateway) for _ in range(clients)] for s in pair}
     with ThreadPoolExecutor(clients) as pool:
-        for n in range(max(1, requests_ // block)):
+        for n in range(max(2, requests_ // block)):
+            times: dict[str, list[float]] = {}
             for served in pair if n % 2 == 0 else pair[::-1]:
                 batch = [envelope(served, kind) for _ in range(block)]
                 parts = [batch[i::clients] for i in range(clients)]
@@ -209,33 +207,45 @@ def measure(pair: list[Served], kind: str, requests_: int, block: int,
                                               for data in work[2]],
                                 [(served, sessions[served.name][i], parts[i])
                                  for i in range(clients)])
-                for part in done:
-                    times[served.name] += part
+                times[served.name] = [t for part in done for t in part]
                 busy[served.name] += time.perf_counter() - started
+            blocks.append((times["unaudited"], times["audited"]))
     for opened in sessions.values():
         for session in opened:
             session.close()
-    return {name: (values, len(values) / busy[name]) for name, values in times.items()}
+    done_per_server = len(blocks) * block
+    return blocks, {name: done_per_server / seconds for name, seconds in busy.items()}
 
 
-def pct(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+def server_durations(served: Served, kind: str) -> list[float]:
+    """Milliseconds from the request's arrival to its answer being ready, as the server
+    logs each one (``duration_ms`` of its "soap request" line), in order."""
+    path, _ = ACTIONS[kind]
+    durations = []
+    for line in served.gateway.server_log().splitlines():
+        if '"soap request"' in line:
+            entry = json.loads(line)
+            if entry.get("path") == path:
+                durations.append(float(entry["duration_ms"]))
+    return durations
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1000, help="per server and transaction")
-    parser.add_argument("--block", type=int, default=50)
+    parser.add_argument("--block", type=int, default=20)
     parser.add_argument("--clients", type=int, default=1,
                         help="concurrent connections (requests of a block split among them)")
     parser.add_argument("--database-url", default=None, help="default: SQLite per community")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="audit both servers: the added column is then the bench's own bias")
     args = parser.parse_args()
     env = server_env(args.database_url)
     with tempfile.TemporaryDirectory() as tmp:
         pair: list[Served] = []
         try:
             pair = [start(Path(tmp), "audited", True, env),
-                    start(Path(tmp), "unaudited", False, env)]
+                    start(Path(tmp), "unaudited", args.calibrate, env)]
             for served in pair:  # five submissions to find, and warm-up
                 for _ in range(5):
                     data = envelope(served, "register", registration(QUERIED))
@@ -250,19 +260,16 @@ def main() -> None:
                   f"{args.requests} requests per server and transaction, blocks of "
                   f"{args.block}, {args.clients} client connection(s), load average "
                   f"{os.getloadavg()[0]:.1f}, {datetime.now(UTC):%Y-%m-%d}")
-            print(f"{'':<20} {'median ms':>10} {'p95 ms':>8} {'req/s':>7}")
+            print(f"{'':<10} {HEADER} {'req/s':>15} {'server ms':>17}")
             for kind in ("query", "register"):
-                measured = measure(pair, kind, args.requests, args.block, args.clients)
-                (plain, plain_rate), (audited, rate) = measured["unaudited"], measured["audited"]
-                for label, values, r in (("unaudited", plain, plain_rate),
-                                         ("audited", audited, rate)):
-                    print(f"{kind + ' ' + label:<20} {statistics.median(values) * 1e3:10.3f} "
-                          f"{pct(values, 95) * 1e3:8.3f} {r:7.1f}")
-                added = statistics.median(audited) - statistics.median(plain)
-                added95 = pct(audited, 95) - pct(plain, 95)
-                print(f"{kind + ' added':<20} {added * 1e3:+10.3f} {added95 * 1e3:+8.3f} "
-                      f"{rate - plain_rate:+7.1f}   ({added / statistics.median(plain) * 100:+.1f}"
-                      f" % of the median, {(rate / plain_rate - 1) * 100:+.1f} % req/s)")
+                logged = {s.name: len(server_durations(s, kind)) for s in pair}
+                blocks, rates = measure(pair, kind, args.requests, args.block, args.clients)
+                added = paired(blocks)
+                inside = {s.name: statistics.median(server_durations(s, kind)[logged[s.name]:])
+                          for s in pair}
+                print(f"{kind:<10} {added.row()} "
+                      f"{rates['unaudited']:6.1f} -> {rates['audited']:6.1f} "
+                      f"{inside['unaudited']:7.2f} -> {inside['audited']:6.2f}")
         finally:
             for served in pair:
                 served.session.close()

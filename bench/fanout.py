@@ -2,7 +2,7 @@
 ITI-38 after a fixed delay with D documents; time against the slowest partner.
 
     .venv/bin/python bench/fanout.py [--partners 20 500] [--delay 0.2] [--documents 10]
-                                     [--pool 512] [--repeat 5] [--xua]
+                                     [--pool 512] [--repeat 5] [--xua] [--audit]
 
 Each run posts an ITI-18 FindDocuments envelope through the whole SOAP pipeline
 (``gateway.soap.service.handle_soap`` on ``/ig/query``: envelope, dispatch, plan,
@@ -28,6 +28,7 @@ import contextlib
 import io
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -107,8 +108,27 @@ def reset_peak_rss() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
 
 
+def auditor_on(url: str):
+    """An Auditor as the gateway builds one, on a migrated database at ``url``: the
+    request's records (its own and one per partner called) are durable before the answer
+    leaves, as in production."""
+    from gateway.audit.hook import Auditor
+    from gateway.audit.queue import AuditQueue
+    from gateway.store import migrate
+    from gateway.store.db import Database
+    from profiles.atna.codes import AuditSourceType
+    from profiles.atna.events import Endpoint
+    from profiles.atna.message import AuditSourceIdentification
+
+    migrate.upgrade(url)
+    source = AuditSourceIdentification(f"urn:oid:{HOME}",
+                                       type_codes=(AuditSourceType.APPLICATION_SERVER,))
+    return Auditor(AuditQueue(Database(url)), source,
+                   node=Endpoint("ihe-gateway", host="gateway.example.org"))
+
+
 def run(n: int, delay: float, documents: int, pool: ThreadPoolExecutor, *,
-        security=None, trace: bool = False) -> dict:
+        security=None, auditor=None, trace: bool = False) -> dict:
     oids = [f"1.2.840.99.{i}" for i in range(1, n + 1)]
     bodies = {o: query_answer(o, documents) for o in oids}
     request = iti18_request()
@@ -128,8 +148,12 @@ def run(n: int, delay: float, documents: int, pool: ThreadPoolExecutor, *,
     if trace:
         tracemalloc.start()
     started, cpu_started = time.perf_counter(), time.process_time()
+    audit = None
+    if auditor is not None:
+        from gateway.audit.hook import RequestFacts
+        audit = auditor.request(RequestFacts(uuid.uuid4().hex, "https://gw/ig/query", "10.1.2.3"))
     answer = handle_soap(route, soap, home_community_id=HOME, limits=LIMITS,
-                         ports=SimpleNamespace(xca=fanout))
+                         ports=SimpleNamespace(xca=fanout), audit=audit)
     size = 0
     tail = b""
     for chunk in answer.body:  # to the last byte
@@ -182,21 +206,27 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--xua", action="store_true", help="sign XUA per partner")
+    parser.add_argument("--audit", action="store_true",
+                        help="audit as in production (SQLite file): records durable first")
     args = parser.parse_args()
     security = xua_header() if args.xua else None
+    spool = tempfile.TemporaryDirectory()
+    auditor = auditor_on(f"sqlite:///{spool.name}/audit.db") if args.audit else None
     with ThreadPoolExecutor(args.pool, thread_name_prefix="bench") as pool:
-        run(5, 0.01, 1, pool, security=security)  # warm-up: imports, schema caches
-        run(max(args.partners), 0.01, 1, pool, security=security)  # start the pool's threads
+        extras = {"security": security, "auditor": auditor}
+        run(5, 0.01, 1, pool, **extras)  # warm-up: imports, schema caches
+        run(max(args.partners), 0.01, 1, pool, **extras)  # start the pool's threads
         for n in args.partners:
-            results = [run(n, args.delay, args.documents, pool, security=security)
+            results = [run(n, args.delay, args.documents, pool, **extras)
                        for _ in range(args.repeat)]
             times = [r["elapsed"] for r in results]
             best, median = min(times), statistics.median(times)
             one, two, floor_cpu = min(floor(n, args.documents) for _ in range(3))
             cpu = statistics.median(r["cpu"] for r in results)
-            traced = run(n, args.delay, args.documents, pool, security=security, trace=True)
+            traced = run(n, args.delay, args.documents, pool, **extras, trace=True)
             print(f"{n:4d} partners x {args.documents} docs, {args.delay * 1000:.0f} ms each, "
-                  f"pool {args.pool}, XUA {'on' if args.xua else 'off'}: "
+                  f"pool {args.pool}, XUA {'on' if args.xua else 'off'}, "
+                  f"audit {'on' if args.audit else 'off'}: "
                   f"best {best * 1000:.0f} ms ({best / args.delay:.2f}x the slowest partner), "
                   f"median {median * 1000:.0f} ms ({median / args.delay:.2f}x); runs "
                   + ", ".join(f"{t * 1000:.0f}" for t in times)

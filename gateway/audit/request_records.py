@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 from profiles.atna.codes import EventType, Side
 from profiles.atna.events import Endpoint, HumanRequestor
-from profiles.atna.facts import OUTCOMES, AuditFacts, describable, outbound_record
+from profiles.atna.facts import OUTCOMES, AuditFacts, describable
 from profiles.atna.message import AuditMessage, EventOutcome
 from profiles.atna.nodes import security_alert
-from profiles.atna.recipe import transaction_recipe
+from profiles.atna.recipe import outbound_recipe, transaction_recipe
 
 if TYPE_CHECKING:
     from gateway.audit.hook import Auditor
@@ -88,14 +88,16 @@ def outbound_records(
     human: HumanRequestor | None,
     message_id: str | None,
 ) -> list:
-    """Our own calls as initiator (ITI-38/39 to partners): one record per call noted."""
+    """Our own calls as initiator (ITI-38/39 to partners): one record per call noted, as
+    its recipe (built into the record off the request path, as the responder's is)."""
     node = auditor.node
     us = Endpoint(ANONYMOUS, host=node.host, process_id=node.process_id)
     return [
-        outbound_record(
+        outbound_recipe(
             call,
             auditor.occasion(OUTCOMES.get(call.outcome, EventOutcome.SERIOUS_FAILURE), call.reason),
             initiator=us, human=human, fallback_id=message_id or facts.request_id,
+            reporter=node,
         )
         for call in noted.outbound
     ]

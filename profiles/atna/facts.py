@@ -236,13 +236,17 @@ def outbound_record(
     fallback_id: str,
 ) -> AuditMessage:
     """The initiator-side record of one outbound call (``initiator`` is this gateway)."""
-    facts = AuditFacts(
+    (record,) = transaction_records(
+        call.transaction, Side.INITIATOR, occasion, initiator=initiator,
+        responder=Endpoint(call.endpoint, host=call.host), human=human,
+        facts=outbound_facts(call), fallback_id=fallback_id,
+    )
+    return record
+
+
+def outbound_facts(call: OutboundCall) -> AuditFacts:
+    """What an outbound call's record says of the exchange."""
+    return AuditFacts(
         patient_ids=list(call.patient_ids), query=call.query, query_id=call.query_id,
         home_community_id=call.home_community_id, documents=list(call.documents),
     )
-    (record,) = transaction_records(
-        call.transaction, Side.INITIATOR, occasion, initiator=initiator,
-        responder=Endpoint(call.endpoint, host=call.host), human=human, facts=facts,
-        fallback_id=fallback_id,
-    )
-    return record

@@ -21,7 +21,13 @@ from datetime import datetime
 
 from profiles.atna.codes import EventType, Side
 from profiles.atna.events import DocumentRef, Endpoint, HumanRequestor, Occasion
-from profiles.atna.facts import AuditFacts, Feed, transaction_records
+from profiles.atna.facts import (
+    AuditFacts,
+    Feed,
+    OutboundCall,
+    outbound_facts,
+    transaction_records,
+)
 from profiles.atna.message import (
     AuditError,
     AuditMessage,
@@ -32,6 +38,26 @@ from profiles.atna.message import (
 from profiles.atna.nodes import security_alert
 
 VERSION = 1
+
+
+def outbound_recipe(
+    call: OutboundCall,
+    occasion: Occasion,
+    *,
+    initiator: Endpoint,
+    human: HumanRequestor | None,
+    fallback_id: str,
+    reporter: Endpoint,
+) -> bytes:
+    """The recipe of ``outbound_record(call, ...)``: an initiating gateway notes one call per
+    partner (500 in a wide fan-out), and building and serialising each record before the
+    answer leaves would cost about six times as much as its recipe."""
+    return transaction_recipe(
+        call.transaction, Side.INITIATOR, occasion, initiator=initiator,
+        responder=Endpoint(call.endpoint, host=call.host), human=human,
+        facts=outbound_facts(call), fallback_id=fallback_id, reporter=reporter,
+        subject=call.endpoint,
+    )
 
 
 def is_recipe(payload: bytes) -> bool:

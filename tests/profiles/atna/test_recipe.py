@@ -9,9 +9,15 @@ import pytest
 from profiles.atna.codec import audit_message_to_bytes
 from profiles.atna.codes import FEED_ACTIONS, TRANSACTIONS, AuditSourceType, Kind, Side
 from profiles.atna.events import DocumentRef, Endpoint, HumanRequestor, Occasion
-from profiles.atna.facts import AuditFacts, Feed, transaction_records
+from profiles.atna.facts import (
+    AuditFacts,
+    Feed,
+    OutboundCall,
+    outbound_record,
+    transaction_records,
+)
 from profiles.atna.message import AuditError, AuditSourceIdentification, CodedValue, EventOutcome
-from profiles.atna.recipe import is_recipe, rebuild, transaction_recipe
+from profiles.atna.recipe import is_recipe, outbound_recipe, rebuild, transaction_recipe
 
 SOURCE = AuditSourceIdentification(
     "urn:oid:1.2.3", "Hôpital Ω", (AuditSourceType.APPLICATION_SERVER,)
@@ -39,23 +45,42 @@ def facts_for(kind: Kind) -> AuditFacts:
     )
 
 
+@pytest.mark.parametrize("side", [Side.RESPONDER, Side.INITIATOR])
 @pytest.mark.parametrize("transaction", sorted(TRANSACTIONS))
 @pytest.mark.parametrize("human", [HUMAN, None])
-def test_a_recipe_rebuilds_the_same_bytes(transaction: str, human) -> None:
+def test_a_recipe_rebuilds_the_same_bytes(transaction: str, human, side: Side) -> None:
     kind = TRANSACTIONS[transaction].kind
     occasion = Occasion(SOURCE, datetime(2026, 11, 25, 23, 0, 1, 123456, tzinfo=UTC),
                         EventOutcome.MINOR_FAILURE, "XDSRegistryError")
     common = {"initiator": INITIATOR, "responder": RESPONDER, "human": human,
               "facts": facts_for(kind), "fallback_id": "urn:uuid:m-1"}
     try:
-        wanted = transaction_records(transaction, Side.RESPONDER, occasion, **common)
+        wanted = transaction_records(transaction, side, occasion, **common)
     except AuditError:
         pytest.skip(f"{transaction}: these facts do not describe it")
-    recipe = transaction_recipe(transaction, Side.RESPONDER, occasion, **common,
+    recipe = transaction_recipe(transaction, side, occasion, **common,
                                 reporter=REPORTER, subject=RESPONDER.user_id)
     assert is_recipe(recipe)
     assert [audit_message_to_bytes(m) for m in rebuild(recipe)] == [
         audit_message_to_bytes(m) for m in wanted
+    ]
+
+
+@pytest.mark.parametrize("outcome", ["success", "fault"])
+def test_an_outbound_calls_recipe_rebuilds_its_record(outcome: str) -> None:
+    call = OutboundCall("ITI-38", "https://partner.example.org/xca/query", outcome,
+                        query=b"<AdhocQueryRequest/>", query_id="urn:uuid:q-2",
+                        home_community_id="urn:oid:1.2.840.99.7",
+                        patient_ids=("P-9^^^&1.2.840.99.7&ISO",),
+                        reason=None if outcome == "success" else "timed out")
+    occasion = Occasion(SOURCE, datetime(2026, 11, 26, 6, 0, tzinfo=UTC),
+                        EventOutcome.SUCCESS if outcome == "success"
+                        else EventOutcome.SERIOUS_FAILURE, call.reason)
+    common = {"initiator": REPORTER, "human": HUMAN, "fallback_id": "urn:uuid:m-2"}
+    recipe = outbound_recipe(call, occasion, **common, reporter=REPORTER)
+    (wanted,) = [outbound_record(call, occasion, **common)]
+    assert [audit_message_to_bytes(m) for m in rebuild(recipe)] == [
+        audit_message_to_bytes(wanted)
     ]
 
 

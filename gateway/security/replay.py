@@ -94,7 +94,7 @@ class SqlReplayCache:
         self._insert = _statement(database.dialect)
         # A lone statement needs no transaction: on PostgreSQL it runs in autocommit on the
         # driver (``Database.execute_alone``), without BEGIN and COMMIT round trips.
-        self._alone = database.dialect == "postgresql"
+        self._postgres = database.dialect == "postgresql"
         # SQLite on the driver too (``Database.driver_transaction``): its timestamps as
         # SQLAlchemy stores them, so the comparison with ``now`` stays a string compare.
         dialect = database.engine.dialect
@@ -105,7 +105,7 @@ class SqlReplayCache:
     def add_if_absent(self, key: str, expires_at: datetime) -> bool:
         """Remember ``key`` until ``expires_at``; False if it is remembered already."""
         now = self._now()
-        if self._alone:
+        if self._postgres:
             params = {"t0": _token(key), "e0": _aware(expires_at), "now": now}
             added = bool(self.database.execute_alone(_tokens_sql(1), params))
         else:
@@ -137,10 +137,12 @@ class SqlReplayCache:
         this returns). On PostgreSQL one statement in autocommit: two round trips (pool
         pre-ping, statement) where BEGIN, two INSERTs and COMMIT took five. Returns the
         column values of the keys inserted."""
-        if not self._alone:
+        if not self._postgres:
             return self._with_rows_sqlite(keys, table, rows)
         params: dict[str, object] = {"now": self._now()}
-        for i, k in enumerate(keys):
+        # In one order everywhere, as a batch's guards insert them: two requests sharing a
+        # token never wait on each other in a cycle.
+        for i, k in enumerate(sorted(keys, key=lambda k: k.key)):
             params[f"t{i}"], params[f"e{i}"] = _token(k.key), _aware(k.expires_at)
         for i, row in enumerate(rows):
             params[f"r{i}"] = row

@@ -123,3 +123,22 @@ def test_a_naive_expiry_is_refused(db, clock):
     # SQLite through UTCDateTime (wrapped by SQLAlchemy), PostgreSQL on the driver path.
     with pytest.raises((sa.exc.StatementError, ValueError), match="naive"):
         SqlReplayCache(db, clock=clock).add_if_absent("k", NOW.replace(tzinfo=None))
+
+
+def test_tokens_with_rows_go_in_together_or_the_rows_stay_out(db, clock):
+    """A query's tokens and audit record in one transaction of their own (the driver
+    path): a taken token keeps the rows out; the fresh tokens are remembered."""
+    from gateway.audit.models import AuditInboxEntry
+    from profiles.xua import ReplayKey
+
+    cache = SqlReplayCache(db, clock=clock)
+    inbox = AuditInboxEntry.__table__
+    first = (ReplayKey("xua:b", NOW + MIN), ReplayKey("xua:a", NOW + MIN))
+    assert cache.add_with_rows(first, inbox, [b"<one/>", b"<two/>"]) == {"xua:a", "xua:b"}
+    again = (ReplayKey("xua:c", NOW + MIN), ReplayKey("xua:b", NOW + MIN))
+    assert cache.add_with_rows(again, inbox, [b"<three/>"]) == {"xua:c"}
+    assert cache.add_with_rows((ReplayKey("xua:d", NOW + MIN),), inbox, []) == {"xua:d"}
+    with db.engine.connect() as conn:
+        stored = conn.execute(sa.select(inbox.c.xml).order_by(inbox.c.id)).scalars().all()
+    assert stored == [b"<one/>", b"<two/>"]
+    assert set(rows(db)) == {"xua:a", "xua:b", "xua:c", "xua:d"}

@@ -30,9 +30,8 @@ from typing import Any, Protocol
 class Guard(Protocol):
     """Writes first in the shared transaction; False keeps the ticket's rows out.
 
-    A guard may also offer ``commit_with(table, rows) -> bool | None``: write itself
-    and the rows in one statement of its own, for a batch of one ticket (None: it
-    cannot here, use the transaction).
+    A guard may also offer ``commit_with(table, rows) -> bool``: write itself and the
+    rows in a transaction of their own, for a batch of one ticket.
     """
 
     @property

@@ -258,10 +258,7 @@ class AuditQueue:
         commit_with = getattr(ticket.guard, "commit_with", None)
         if commit_with is None:
             return False
-        accepted = commit_with(AuditInboxEntry.__table__, list(ticket.rows))
-        if accepted is None:
-            return False
-        ticket.accepted = accepted
+        ticket.accepted = commit_with(AuditInboxEntry.__table__, list(ticket.rows))
         return True
 
     def _rows_alone(self, rows: list[bytes]) -> None:

@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.db import Database
@@ -64,20 +62,6 @@ class _UtcClock:
         return datetime.now(UTC)
 
 
-def _statement(dialect: str) -> sa.Insert:
-    table = ReplayToken.__table__
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(
-        token=sa.bindparam("token", type_=sa.String()),
-        expires_at=sa.bindparam("expires_at", type_=UTCDateTime()),
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.token],
-        set_={"expires_at": stmt.excluded.expires_at},
-        where=table.c.expires_at <= sa.bindparam("now", type_=UTCDateTime()),
-    ).returning(table.c.token)
-
-
 class SqlReplayCache:
     """``profiles.xua.ReplayCache`` on the gateway's database (SQLite or PostgreSQL)."""
 
@@ -91,12 +75,11 @@ class SqlReplayCache:
         self.database = database
         self.clock = clock or _UtcClock()
         self.purge_interval = purge_interval
-        self._insert = _statement(database.dialect)
-        # A lone statement needs no transaction: on PostgreSQL it runs in autocommit on the
-        # driver (``Database.execute_alone``), without BEGIN and COMMIT round trips.
+        # Every insert is one text on the driver's parameter style (``_tokens_sql``): on
+        # PostgreSQL a lone one runs in autocommit (``Database.execute_alone``), on SQLite
+        # in ``Database.driver_transaction``; SQLite compares timestamps as the strings
+        # SQLAlchemy stores.
         self._postgres = database.dialect == "postgresql"
-        # SQLite on the driver too (``Database.driver_transaction``): its timestamps as
-        # SQLAlchemy stores them, so the comparison with ``now`` stays a string compare.
         dialect = database.engine.dialect
         self._stamp = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
         self._lock = threading.Lock()
@@ -105,15 +88,15 @@ class SqlReplayCache:
     def add_if_absent(self, key: str, expires_at: datetime) -> bool:
         """Remember ``key`` until ``expires_at``; False if it is remembered already."""
         now = self._now()
+        keys = (ReplayKey(key, expires_at),)
         if self._postgres:
-            params = {"t0": _token(key), "e0": _aware(expires_at), "now": now}
-            added = bool(self.database.execute_alone(_tokens_sql(1), params))
+            added = self.database.execute_alone(_tokens_sql(1, True), self._params(keys, now))
         else:
             with self.database.driver_transaction() as conn:
-                added = self._add_sqlite(conn, key, expires_at, now)
+                added = conn.execute(_tokens_sql(1, False), self._params(keys, now)).fetchall()
         if self._purge_due(now):
             self.purge(now)
-        return added
+        return bool(added)
 
     def purge_if_due(self) -> None:
         """``purge`` at most once per ``purge_interval`` (tokens left to a request's own
@@ -122,52 +105,45 @@ class SqlReplayCache:
         if self._purge_due(now):
             self.purge(now)
 
-    def add_in(self, connection: sa.Connection, key: str, expires_at: datetime) -> bool:
-        """``add_if_absent`` inside the caller's transaction: the key is remembered when
-        that transaction commits (on PostgreSQL a racing insert of the same key waits
-        for it, then sees it taken)."""
-        params = {"token": _token(key), "expires_at": expires_at, "now": self._now()}
-        return connection.execute(self._insert, params).first() is not None
+    def add_in(self, connection: sa.Connection, keys: tuple[ReplayKey, ...]) -> set[str]:
+        """``keys`` as ``add_if_absent`` inserts them, inside the caller's transaction:
+        remembered when that transaction commits (on PostgreSQL a racing insert of the same
+        key waits for it, then sees it taken). Returns the tokens inserted."""
+        result = connection.exec_driver_sql(_tokens_sql(len(keys), self._postgres),
+                                            self._params(keys, self._now()))
+        return set(result.scalars())
 
     def add_with_rows(
         self, keys: tuple[ReplayKey, ...], table: sa.Table, rows: list[bytes]
     ) -> set[str]:
-        """``keys`` as ``add_in`` inserts them, and ``rows`` into ``table.xml`` only if
-        every key was fresh, in a transaction of their own on the driver (durable when
-        this returns). On PostgreSQL one statement in autocommit: two round trips (pool
-        pre-ping, statement) where BEGIN, two INSERTs and COMMIT took five. Returns the
-        column values of the keys inserted."""
-        if not self._postgres:
-            return self._with_rows_sqlite(keys, table, rows)
-        params: dict[str, object] = {"now": self._now()}
-        # In one order everywhere, as a batch's guards insert them: two requests sharing a
-        # token never wait on each other in a cycle.
-        for i, k in enumerate(sorted(keys, key=lambda k: k.key)):
-            params[f"t{i}"], params[f"e{i}"] = _token(k.key), _aware(k.expires_at)
-        for i, row in enumerate(rows):
-            params[f"r{i}"] = row
-        sql = _with_rows_sql(table.name, len(keys), len(rows))
-        return {token for (token,) in self.database.execute_alone(sql, params)}
-
-    def _add_sqlite(self, conn: sqlite3.Connection, key: str, expires_at: datetime,
-                    now: datetime) -> bool:
-        stamp = self._stamp
-        params = (_token(key), stamp(_aware(expires_at)), stamp(now))
-        return bool(conn.execute(_SQLITE_TOKEN, params).fetchall())
-
-    def _with_rows_sqlite(
-        self, keys: tuple[ReplayKey, ...], table: sa.Table, rows: list[bytes]
-    ) -> set[str]:
-        """``add_with_rows`` in one SQLite transaction: every key, then the rows if all
-        were fresh."""
-        now = self._now()
+        """``add_in`` for ``keys``, and ``rows`` into ``table.xml`` only if every key was
+        fresh, in a transaction of their own on the driver (durable when this returns).
+        On PostgreSQL one statement in autocommit: two round trips (pool pre-ping,
+        statement) where BEGIN, two INSERTs and COMMIT took five. Returns the tokens
+        inserted."""
+        params = self._params(keys, self._now())
+        if self._postgres:
+            params.update((f"r{i}", row) for i, row in enumerate(rows))
+            sql = _with_rows_sql(table.name, len(keys), len(rows))
+            return {token for (token,) in self.database.execute_alone(sql, params)}
         with self.database.driver_transaction() as conn:
-            added = {_token(k.key) for k in sorted(keys, key=lambda k: k.key)
-                     if self._add_sqlite(conn, k.key, k.expires_at, now)}
+            added = {token for (token,) in conn.execute(_tokens_sql(len(keys), False), params)}
             if len(added) == len(keys) and rows:
                 conn.executemany(f"INSERT INTO {table.name} (xml) VALUES (?)",
                                  [(row,) for row in rows])
         return added
+
+    def _params(self, keys: tuple[ReplayKey, ...], now: datetime) -> dict[str, object]:
+        """t0/e0, t1/e1, ... and now for ``_tokens_sql``, keys in sorted order everywhere
+        (as a batch's guards run), so two requests sharing a token never wait on each
+        other in a cycle. SQLite gets the timestamps as SQLAlchemy stores them."""
+        stamp = (lambda when: when) if self._postgres else self._stamp
+        params: dict[str, object] = {"now": stamp(now)}
+        for i, k in enumerate(sorted(keys, key=lambda k: k.key)):
+            if k.expires_at.tzinfo is None:  # ``UTCDateTime``'s rule: it would be ambiguous
+                raise ValueError("naive datetime: pass an aware (UTC) value")
+            params[f"t{i}"], params[f"e{i}"] = _token(k.key), stamp(k.expires_at)
+        return params
 
     def purge(self, now: datetime | None = None) -> int:
         """Delete every expired token; return how many went."""
@@ -191,46 +167,34 @@ class SqlReplayCache:
 
 
 @functools.lru_cache(maxsize=64)
-def _tokens_sql(keys: int) -> str:
-    """PostgreSQL: ``_statement``'s INSERT for ``keys`` tokens (t0/e0, t1/e1, ...), scalar
-    parameters in psycopg's placeholders: arrays and ``unnest`` cost 0.3 ms more."""
-    values = ", ".join(f"(%(t{i})s, %(e{i})s)" for i in range(keys))
+def _tokens_sql(keys: int, postgres: bool) -> str:
+    """The atomic insert of ``keys`` tokens (parameters t0/e0, t1/e1, ... and now) in the
+    driver's parameter style: scalar parameters, as arrays and ``unnest`` cost 0.3 ms
+    more on PostgreSQL."""
+    mark = (lambda name: f"%({name})s") if postgres else (lambda name: f":{name}")
+    values = ", ".join(f"({mark(f't{i}')}, {mark(f'e{i}')})" for i in range(keys))
     return f"""
         INSERT INTO xua_replay_tokens AS t (token, expires_at) VALUES {values}
         ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at
-            WHERE t.expires_at <= %(now)s
+            WHERE t.expires_at <= {mark("now")}
         RETURNING token"""
 
 
 @functools.lru_cache(maxsize=64)
 def _with_rows_sql(inbox: str, keys: int, rows: int) -> str:
-    """The tokens' INSERT, and ``rows`` records (r0, r1, ...) into ``inbox`` only if it
-    inserted every token. A data-modifying CTE runs once, to completion, whether or not
-    it is read; the second sees the first's RETURNING."""
+    """PostgreSQL: the tokens' insert, and ``rows`` records (r0, r1, ...) into ``inbox``
+    only if it inserted every token. A data-modifying CTE runs once, to completion,
+    whether or not it is read; the second sees the first's RETURNING."""
     if not rows:
-        return _tokens_sql(keys)
+        return _tokens_sql(keys, True)
     values = ", ".join(f"(%(r{i})b::bytea)" for i in range(rows))
     return f"""
-        WITH token AS ({_tokens_sql(keys)}
+        WITH token AS ({_tokens_sql(keys, True)}
         ), staged AS (
             INSERT INTO {inbox} (xml)
             SELECT x FROM (VALUES {values}) AS v(x) WHERE (SELECT count(*) FROM token) = {keys}
         )
         SELECT token FROM token"""
-
-
-_SQLITE_TOKEN = """
-    INSERT INTO xua_replay_tokens (token, expires_at) VALUES (?, ?)
-    ON CONFLICT (token) DO UPDATE SET expires_at = excluded.expires_at
-        WHERE xua_replay_tokens.expires_at <= ?
-    RETURNING token"""
-
-
-def _aware(when: datetime) -> datetime:
-    """``UTCDateTime``'s rule on the driver path: a naive expiry would be ambiguous."""
-    if when.tzinfo is None:
-        raise ValueError("naive datetime: pass an aware (UTC) value")
-    return when
 
 
 def _token(key: str) -> str:
@@ -262,19 +226,14 @@ class PendingTokens:
         return min(k.key for k in self.keys)
 
     def __call__(self, connection: sa.Connection) -> bool:
-        for k in sorted(self.keys, key=lambda k: k.key):
-            if not self.cache.add_in(connection, k.key, k.expires_at):
-                self.taken = k.key
-                return False
-        return True
+        return self._all_fresh(self.cache.add_in(connection, self.keys))
 
-    def commit_with(self, table: sa.Table, rows: list[bytes]) -> bool | None:
+    def commit_with(self, table: sa.Table, rows: list[bytes]) -> bool:
         """The keys and ``rows`` in a transaction of their own, on the driver
-        (``SqlReplayCache.add_with_rows``; None, for the shared transaction instead, when
-        an expiry is naive); False if a key was taken."""
-        if any(k.expires_at.tzinfo is None for k in self.keys):
-            return None
-        inserted = self.cache.add_with_rows(self.keys, table, rows)
+        (``SqlReplayCache.add_with_rows``); False if a key was taken."""
+        return self._all_fresh(self.cache.add_with_rows(self.keys, table, rows))
+
+    def _all_fresh(self, inserted: set[str]) -> bool:
         for k in sorted(self.keys, key=lambda k: k.key):
             if _token(k.key) not in inserted:
                 self.taken = k.key

@@ -46,10 +46,11 @@ def verify_security_header(
     given, must equal the assertion's homeCommunityId. Port errors (clock, replay
     cache) propagate unchanged: they are the gateway's failures, not the peer's.
     """
-    principal, keys = _checked(security, trust, policy, clock, tls_client_cert,
-                               partner_certs, partner_home_community_id)
-    record_replay_keys(replay_cache, keys)
-    return principal
+    checked = check_security_header(
+        security, trust=trust, policy=policy, clock=clock, tls_client_cert=tls_client_cert,
+        partner_certs=partner_certs, partner_home_community_id=partner_home_community_id)
+    record_replay_keys(replay_cache, checked.replay_keys)
+    return checked.principal
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,6 @@ def check_security_header(
     key found taken with ``policy.replayed(key)`` (the gateway does it in the commit of
     the request's audit record: ``gateway/audit/group.py``); until then a replay is not
     told from the original, so only a request whose handler changes nothing may wait."""
-    principal, keys = _checked(security, trust, policy, clock, tls_client_cert,
-                               partner_certs, partner_home_community_id)
-    return Checked(principal, tuple(keys))
-
-
-def _checked(security, trust, policy, clock, tls_client_cert, partner_certs,
-             partner_home_community_id) -> tuple[Principal, list[ReplayKey]]:
     now = clock.now()
     now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
     if isinstance(tls_client_cert, bytes):  # getpeercert(binary_form=True) gives DER
@@ -94,4 +88,4 @@ def _checked(security, trust, policy, clock, tls_client_cert, partner_certs,
         raise
     except Exception as exc:  # malformed input must fail closed as the peer's fault
         raise refuse(WsseFault.INVALID_SECURITY, f"{type(exc).__name__}: {exc}") from exc
-    return principal, [ReplayKey(key, expires_at) for key, expires_at in keys]
+    return Checked(principal, tuple(ReplayKey(key, expires_at) for key, expires_at in keys))

@@ -48,9 +48,7 @@ from profiles.xua.keys import (
     subject,
     unique,
 )
-from profiles.xua.policy import (
-    XuaPolicy,
-)
+from profiles.xua.policy import XuaPolicy
 from profiles.xua.structure import NS
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)

@@ -1,14 +1,13 @@
 """Group commit for the records that have no data transaction to ride on.
 
-A query's (or a refusal's) record needs a commit of its own, and a commit that
-must survive a power cut costs a flush to disk (SQLite WAL with synchronous=FULL,
-PostgreSQL's WAL flush), more than everything else auditing does. Requests that
+A query's (or a refusal's) record needs a commit of its own. Requests that
 finish while another request's commit is under way wait for it and then write
-together: one transaction, one flush for all of them. The first request to
-arrive when no commit is running writes at once, on its own thread (no hand-off,
-so a lone request pays nothing extra). Every caller returns only once its own
-rows are committed, or raises what the database raised: nothing is acknowledged
-that is not durable.
+together: one transaction for all of them (and, where the commit waits for the
+disk, one flush: a batch with replay tokens; records alone commit relaxed,
+``gateway/store/relaxed.py``). The first request to arrive when no commit is
+running writes at once, on its own thread (no hand-off, so a lone request pays
+nothing extra). Every caller returns only once its own rows are committed, or
+raises what the database raised: nothing is acknowledged that is not committed.
 
 A ticket may carry a ``Guard``: it writes first, in the shared transaction, and decides
 whether the ticket's rows follow. A request that writes no data brings its XUA replay

@@ -37,8 +37,11 @@ message joins the bound session like the data.
 Requests that write no data (queries, retrieves, refusals) get their record in
 one short transaction of their own in ``finish``, which the SOAP pipeline runs
 once the answer is built and before it is sent (``answered``), so no answer
-leaves before its record is durable; concurrent requests share that commit
-(``group.py``). The view's ``finish_audit`` on close is then a no-op.
+leaves before its record is in the database; concurrent requests share that
+commit (``group.py``). A record alone commits without waiting for the disk
+(``gateway/store/relaxed.py``: flushed within a fraction of a second); one that
+carries XUA replay tokens waits for the flush. The view's ``finish_audit`` on
+close is then a no-op.
 Its XUA replay tokens, which the gate left to it (``defer_replay``), go first
 into that same commit (``deferred.py``); if one was taken, ``answered`` returns
 the gate's replay refusal to send instead. If the handler wrote data after all,

@@ -43,7 +43,7 @@ from gateway.audit.models import (
     AuditTerm,
 )
 from gateway.config import AuditDestination
-from gateway.store.db import Database
+from gateway.store.db import Database, driver_of
 from gateway.store.models import utcnow
 from profiles.atna.codec import audit_message_to_bytes
 from profiles.atna.message import AuditError, AuditMessage
@@ -53,6 +53,24 @@ from profiles.atna.record import AuditRecord, audit_record, record_from_xml
 log = logging.getLogger("gateway.audit")
 INDEX_BATCH = 500
 _STAGE = sa.insert(AuditInboxEntry.__table__)
+
+
+def _postgres_inbox_insert(rows: Sequence[bytes]) -> tuple[str, dict[str, bytes]]:
+    values = ", ".join(f"(%(r{i})b::bytea)" for i in range(len(rows)))
+    return (f"INSERT INTO {AuditInboxEntry.__tablename__} (xml) VALUES {values}",
+            {f"r{i}": row for i, row in enumerate(rows)})
+
+
+def insert_inbox_rows(driver, postgres: bool, rows: Sequence[bytes]) -> None:
+    """Inbox rows in one INSERT through the driver's connection, in whatever transaction
+    it has open (``driver_of``), or as a transaction of its own (``relaxed.py``):
+    the request path's one statement, without SQLAlchemy's machinery."""
+    if postgres:
+        driver.execute(*_postgres_inbox_insert(rows))
+    else:  # one statement: atomic even where it is the whole transaction (relaxed.py)
+        values = ", ".join("(?)" for _ in rows)
+        driver.execute(f"INSERT INTO {AuditInboxEntry.__tablename__} (xml) VALUES {values}",
+                       tuple(rows))
 
 
 def destination_key(destination: AuditDestination) -> str:
@@ -217,7 +235,10 @@ class AuditQueue:
             {"xml": m if isinstance(m, bytes) else audit_message_to_bytes(m)} for m in messages
         ]
         if rows:
-            session.connection().execute(_STAGE, rows)
+            connection = session.connection()
+            with driver_of(connection) as driver:
+                insert_inbox_rows(driver, connection.dialect.name == "postgresql",
+                                  [row["xml"] for row in rows])
         return len(rows)
 
     def stage_now(
@@ -234,6 +255,9 @@ class AuditQueue:
         return True
 
     def _commit_staged(self, tickets: list[Ticket]) -> None:
+        if all(t.guard is None for t in tickets):  # records alone: a relaxed commit
+            self._rows_alone([row for t in tickets for row in t.rows])
+            return
         if len(tickets) == 1 and self._alone(tickets[0]):
             return
         # Core, not a Session: no ORM bookkeeping, and no request's audit binds to it.
@@ -248,13 +272,9 @@ class AuditQueue:
                 connection.execute(_STAGE, rows)
 
     def _alone(self, ticket: Ticket) -> bool:
-        """A lone ticket in a transaction of its own on the driver, without SQLAlchemy's
-        begin and commit machinery: its guard's (``commit_with``: the tokens, then the
-        rows; on PostgreSQL one statement) or, unguarded, just its rows. False: the
-        shared transaction instead."""
-        if ticket.guard is None:
-            self._rows_alone(list(ticket.rows))
-            return True
+        """A lone guarded ticket in a transaction of its own on the driver, without
+        SQLAlchemy's begin and commit machinery (``commit_with``: the tokens, then the
+        rows; on PostgreSQL one statement). False: the shared transaction instead."""
         commit_with = getattr(ticket.guard, "commit_with", None)
         if commit_with is None:
             return False
@@ -262,15 +282,13 @@ class AuditQueue:
         return True
 
     def _rows_alone(self, rows: list[bytes]) -> None:
-        inbox = AuditInboxEntry.__table__.name
-        if self.database.dialect == "postgresql":
-            values = ", ".join(f"(%(r{i})b::bytea)" for i in range(len(rows)))
-            self.database.execute_alone(f"INSERT INTO {inbox} (xml) VALUES {values}",
-                                        {f"r{i}": row for i, row in enumerate(rows)})
-        else:
-            with self.database.driver_transaction() as conn:
-                conn.executemany(f"INSERT INTO {inbox} (xml) VALUES (?)",
-                                 [(row,) for row in rows])
+        """Records with nothing else to commit (a read's, a refusal's) in a relaxed commit
+        of their own: in the database before the caller returns, on disk within a
+        fraction of a second (``gateway/store/walsync.py``); a replay token, whose loss
+        would let a replay through, always takes the full flush."""
+        if rows:
+            postgres = self.database.dialect == "postgresql"
+            self.database.relaxed_write(lambda driver: insert_inbox_rows(driver, postgres, rows))
 
     def index_pending(self, limit: int = INDEX_BATCH) -> int:
         """Move up to ``limit`` inbox rows into the indexed tables, in one transaction;

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,6 +27,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+from gateway.store.relaxed import RelaxedWriter
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class Database:
             expire_on_commit=False,
         )
         _dispose_in_forked_children(self.engine)
+        self._relaxed = RelaxedWriter(self.url, self.engine, _set_up_sqlite_file)
 
     @property
     def dialect(self) -> str:
@@ -158,12 +161,34 @@ class Database:
                     ) from exc
                 raise
 
+    def relaxed_write(self, fn: Callable[[Any], None]) -> None:
+        """``fn(driver_connection)`` committed without waiting for the disk, on a
+        dedicated connection: for a read's audit record (``gateway/store/relaxed.py``)."""
+        self._relaxed.write(fn)
+
     def dispose(self) -> None:
-        """Close every pooled connection (at shutdown, or in tests)."""
+        """Close every pooled connection (at shutdown, or in tests), and the relaxed
+        writer's, after flushing what it committed."""
         self.engine.dispose()
+        self._relaxed.close()
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+@contextmanager
+def driver_of(connection: sa.Connection) -> Iterator[Any]:
+    """The driver's connection under ``connection``, inside its open transaction, for a
+    hot statement without SQLAlchemy's per-statement machinery (compiling, events,
+    result handling: more CPU than a small INSERT itself). The driver's errors are
+    raised as SQLAlchemy raises them, without their parameters (they may be PHI)."""
+    driver = connection.connection.driver_connection
+    try:
+        yield driver
+    except driver.Error as exc:
+        raise sa.exc.DBAPIError.instance(
+            None, None, exc, driver.Error, hide_parameters=True
+        ) from exc
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -177,16 +202,11 @@ def _sqlite_engine(url: URL) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see "begin" below)
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            cur.execute("PRAGMA foreign_keys = ON")
-            if not memory:
-                # Persistent in the file; synchronous stays FULL (the default) because an
-                # acknowledged submission must survive a power cut.
-                _switch_to_wal(cur)
-        finally:
-            cur.close()
+        if memory:
+            dbapi_conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            dbapi_conn.execute("PRAGMA foreign_keys = ON")
+        else:
+            _set_up_sqlite_file(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
@@ -194,6 +214,19 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
     return engine
+
+
+def _set_up_sqlite_file(dbapi_conn: Any) -> None:
+    """Every connection to a SQLite file: wait for locks, enforce foreign keys, WAL.
+    synchronous stays FULL (the default) because an acknowledged submission must
+    survive a power cut (the relaxed writer alone sets NORMAL: ``relaxed.py``)."""
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys = ON")
+        _switch_to_wal(cur)
+    finally:
+        cur.close()
 
 
 def _switch_to_wal(cur: Any) -> None:

@@ -133,3 +133,16 @@ def test_a_failed_commit_with_a_guard_stores_neither(db, monkeypatch) -> None:
     with pytest.raises(sa.exc.DBAPIError):
         queue.stage_now([b"<a/>"], guard=tokens(db, "xua:assertion:9"))
     assert inbox(db) == [] and remembered(db) == set()  # nothing acknowledged, nothing kept
+
+
+def test_records_alone_commit_relaxed_and_replay_tokens_never(db, monkeypatch) -> None:
+    """A read's record may skip the disk flush (gateway/store/relaxed.py); a replay token
+    may not: after a power cut a lost token would let the replay through."""
+    relaxed: list[int] = []
+    real = db.relaxed_write
+    monkeypatch.setattr(db, "relaxed_write", lambda fn: (relaxed.append(1), real(fn))[1])
+    queue = AuditQueue(db)
+    assert queue.stage_now([b"<read/>", b"<alert/>"])
+    assert queue.stage_now([b"<query/>"], guard=tokens(db, "xua:assertion:relaxed"))
+    assert relaxed == [1]  # the first only
+    assert inbox(db) == [b"<alert/>", b"<query/>", b"<read/>"]

@@ -1,24 +1,29 @@
 """What auditing adds to a transaction in process: the same requests with and without.
 
     .venv/bin/python bench/audit.py [--requests 2000] [--block 20] [--database-url URL]
-                                    [--only register query+xua query] [--breakdown]
+                                    [--only register query local-query] [--standin]
+                                    [--breakdown]
 
-Three transactions (``bench/audit_workload.py``) through the real SOAP pipeline
-against a real database, each unaudited and audited as the gateway runs it:
+By default the gateway's own transactions (``bench/audit_gateway.py``): a community
+made by ``ihe-gateway init``, its runtime started in this process as a server worker
+starts it, and each request run as the HTTP view runs it, without HTTP or TLS:
 
-* **register** (ITI-42): the record joins the data commit;
-* **query+xua** (ITI-38 as every partner sends it, a freshly signed assertion verified
-  by the real XUA gate): the record shares the commit of the assertion's replay token;
-* **query** (ITI-38 without XUA, as a local consumer over mutual TLS alone may send
-  it): the record needs a commit of its own, before the answer leaves.
+* **register**: ITI-42 from a local source: the record joins the data commit;
+* **query**: ITI-38 as a partner sends it, a freshly signed assertion verified by the
+  XUA gate: the record shares the commit of the assertion's replay token;
+* **local-query**: ITI-18 from a local consumer (mutual TLS alone, no XUA): the record
+  needs a commit of its own (relaxed: ``gateway/store/relaxed.py``), before the answer.
+
+``--standin`` runs registry-like stand-in handlers instead (``bench/audit_workload.py``,
+the bench of earlier sessions), whose transactions cost a fraction of the real ones.
 
 The two modes alternate in blocks of ``--block`` (``bench/paired.py``): the added cost
 is the median over neighbouring block pairs of the difference of their medians, with a
 95 % bootstrap interval; in % of the unaudited median. The time is to the answer being
-ready (audited: its record durable); thread CPU time is printed too. No sender runs
+ready (audited: its record committed); thread CPU time is printed too. No sender runs
 (indexing and delivery are off the request path). ``--breakdown`` times the pieces of
-one record instead. Default database: a SQLite file (WAL, synchronous=FULL, as the
-gateway runs it).
+one record instead (stand-in workload). Default database: a SQLite file (WAL,
+synchronous=FULL, as the gateway runs it).
 """
 
 from __future__ import annotations
@@ -37,18 +42,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lxml import etree  # noqa: E402
 
+from bench.audit_gateway import GatewayWorkload  # noqa: E402
 from bench.audit_workload import QUERY, Workload  # noqa: E402
 from bench.paired import HEADER, Added, paired  # noqa: E402
 from gateway.audit.hook import RequestFacts  # noqa: E402
 from profiles.atna.codec import audit_message_to_bytes  # noqa: E402
 from profiles.atna.recipe import rebuild  # noqa: E402
 from profiles.atna.record import audit_record  # noqa: E402
+from tests.e2e.support import server_env  # noqa: E402
 
-KINDS = ("register", "query+xua", "query")
+KINDS = ("register", "query", "local-query")
+STANDIN = {"register": "register", "query": "query+xua", "local-query": "query"}
 
 
-def measure(work: Workload, kind: str, requests: int, block: int) -> tuple[Added, Added]:
+def measure(
+    work: Workload | GatewayWorkload, kind: str, requests: int, block: int
+) -> tuple[Added, Added]:
     """(time to the answer ready, thread CPU) added, from alternating block pairs."""
+    if isinstance(work, Workload):
+        kind = STANDIN[kind]
     for audited in (False, True, False, True):  # warm both paths
         for data in work.requests(kind, 50):
             work.one(kind, audited, data)
@@ -122,6 +134,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=KINDS, default=list(KINDS))
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--breakdown", action="store_true", help="time the pieces instead")
+    parser.add_argument("--standin", action="store_true",
+                        help="registry-like stand-in handlers instead of the gateway's own")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -133,13 +147,15 @@ def main() -> None:
             for what, us in breakdown(url):
                 print(f"{us:9.1f} us  {what}")
             return
-        work = Workload(url)
+        work = (Workload(url) if args.standin else
+                GatewayWorkload(Path(tmp), server_env(args.database_url)))
         try:
             results = [(kind, *measure(work, kind, args.requests, args.block))
                        for kind in args.only]
         finally:
             work.database.dispose()
         print(f"# {platform.machine()}, Python {platform.python_version()}, database {where},"
+              f" {'stand-in' if args.standin else 'the gateway' + chr(39) + 's own'} handlers,"
               f" {args.requests} requests per mode and transaction in blocks of {args.block},"
               f" load average {load:.1f} -> {os.getloadavg()[0]:.1f},"
               f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")

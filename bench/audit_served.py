@@ -1,36 +1,39 @@
-"""What auditing adds to a request as a partner sends it: served, mutual TLS, signed XUA.
+"""What auditing adds to a request as it is served: mutual TLS, HTTP, the real handlers.
 
-    .venv/bin/python bench/audit_served.py [--requests 1000] [--block 20] [--database-url URL]
+    .venv/bin/python bench/audit_served.py [--requests 1000] [--block 20] [--clients 1]
+                                           [--only query register local-query]
+                                           [--calibrate] [--database-url URL]
 
-Two communities made by ``ihe-gateway init`` run side by side as real servers
-(gunicorn, gthread workers, mutual TLS, as ``init`` configures them): one is
-``ihe-gateway serve``, the other ``bench/serve_unaudited.py serve`` (the same
-server with per-request auditing replaced by a no-op: a bench-only switch, the
-gateway has none). Each knows two patients; five submissions are registered for
-the first before timing starts.
+A community made by ``ihe-gateway init`` runs as a real server (gunicorn, gthread
+workers, mutual TLS, as ``init`` configures it) through ``bench/serve_audit_switch.py``:
+``ihe-gateway serve`` with a bench-only switch, a request carrying ``X-Bench-Audit:
+off`` is not audited (the gateway itself has no such switch). So both modes run on
+one server, one database and the same worker processes, and the comparison carries no
+difference between two servers. It knows two patients; five submissions are
+registered for the first before timing starts.
 
-A client holding each community's client certificate sends, over one kept-alive
-connection per community, requests signed as our initiating gateway signs
-them (``profiles.xua.build_security_header``: a fresh assertion and Timestamp
-signature per request, so the replay cache inserts per request):
+A client holding the community's client certificate sends, over one kept-alive
+connection (``--clients N``: N), three transactions:
 
-* **query**: ITI-38 FindDocuments on ``/xca/query`` (5 documents found),
-* **register**: ITI-42 on ``/xds/registry``, a new submission set and document
-  entry for the second patient each time (the data commit carries the record).
+* **query**: ITI-38 FindDocuments on ``/xca/query`` as a partner sends it, a fresh
+  assertion and Timestamp signature per request (``build_security_header``, as our
+  initiating gateway signs), 5 documents found. The record shares the commit of the
+  assertion's replay token (unaudited, the gate commits the token alone);
+* **register**: ITI-42 on ``/xds/registry`` from a local source (no XUA), a new
+  submission set and document entry for the second patient each time: the record
+  joins the data commit;
+* **local-query**: ITI-18 FindDocuments on ``/xds/registry`` from a local consumer
+  (mutual TLS alone, no XUA), 5 documents found: the record needs a commit of its
+  own before the answer is sent.
 
-Blocks of ``--block`` requests alternate between the two servers (which goes
-first alternates too); the server's own time per request, from its log line, is
-printed beside. What auditing adds is the median over neighbouring block pairs
-of the difference of their medians, with a 95 % bootstrap interval
-(``bench/paired.py``). The time is the client's, from sending the request to reading
-the whole answer; the record is written as the
-gateway runs in production (a register's in its data commit, a query's in a
-commit of its own before its answer is sent, which also inserts the query's XUA
-replay token; the unaudited server inserts that at the gate, in a commit of its
-own). Signing is done per block before the block is timed; ``--clients N``
-splits each block over N connections. ``--database-url`` runs both servers on
-that PostgreSQL database (their rows do not collide); default: each community's
-own SQLite file.
+Blocks of ``--block`` requests alternate between the two modes (which goes first
+alternates too); what auditing adds is the median over neighbouring block pairs of
+the difference of their medians, with a 95 % bootstrap interval (``bench/paired.py``).
+The time is the client's, from sending the request to reading the whole answer; the
+server's own time per request (``duration_ms`` of its log line) is printed beside.
+Signing is done per block before the block is timed. ``--calibrate`` audits both
+modes: the added column is then the bench's own bias. ``--database-url`` runs the
+server on that PostgreSQL database; default: the community's own SQLite file.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.audit_workload import PRINCIPAL  # noqa: E402
 from bench.paired import HEADER, paired  # noqa: E402
+from bench.serve_audit_switch import SWITCH  # noqa: E402
 from certs.store import load_certificate, load_private_key  # noqa: E402
 from gateway import demo  # noqa: E402
 from gateway.config import load_config  # noqa: E402
@@ -78,10 +82,12 @@ QUERY_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
 RIM_NS = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
 FOUND = "urn:uuid:14d4debf-8f97-4251-9a74-a90016b0af0d"
 QUERIED, REGISTERED = "PID-1^^^&1.2.3.4.5&ISO", "PID-2^^^&1.2.3.4.5&ISO"
-ACTIONS = {
-    "query": ("/xca/query", "urn:ihe:iti:2007:CrossGatewayQuery"),
-    "register": ("/xds/registry", "urn:ihe:iti:2007:RegisterDocumentSet-b"),
+ACTIONS = {  # kind: (path, action, signed with XUA)
+    "query": ("/xca/query", "urn:ihe:iti:2007:CrossGatewayQuery", True),
+    "register": ("/xds/registry", "urn:ihe:iti:2007:RegisterDocumentSet-b", False),
+    "local-query": ("/xds/registry", "urn:ihe:iti:2007:RegistryStoredQuery", False),
 }
+MODES = {False: "off", True: "on"}  # audited: X-Bench-Audit
 
 
 @dataclass
@@ -98,21 +104,19 @@ def cli(*args: str, env: dict) -> None:
                    capture_output=True)
 
 
-def start(root: Path, name: str, audited: bool, env: dict) -> Served:
-    gw = demo.init_community(root / name, demo.free_port(), env=env)
+def start(root: Path, env: dict) -> Served:
+    """A new community served through the bench-only audit switch."""
+    gw = demo.init_community(root / "bench", demo.free_port(), env=env)
     for patient in (QUERIED, REGISTERED):
         cli("patients", "add", patient, "--config", str(gw.config), "--given", "Ann",
             "--family", "Bench", "--birth", "19700101", "--gender", "F", env=env)
-    if audited:
-        demo.start_server(gw, env=env)
-    else:
-        gw.log_path = gw.directory / "server.log"
-        with gw.log_path.open("wb") as log:
-            gw.process = subprocess.Popen(
-                [sys.executable, str(REPO / "bench" / "serve_unaudited.py"), "serve",
-                 "--config", str(gw.config)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-            )
+    gw.log_path = gw.directory / "server.log"
+    with gw.log_path.open("wb") as log:
+        gw.process = subprocess.Popen(
+            [sys.executable, str(REPO / "bench" / "serve_audit_switch.py"), "serve",
+             "--config", str(gw.config)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+        )
     session = demo.mtls_session(gw)
     demo.wait_until_ready(gw, session)
     principal = replace(PRINCIPAL, resource_id=QUERIED)
@@ -120,11 +124,11 @@ def start(root: Path, name: str, audited: bool, env: dict) -> Served:
         key=load_private_key(gw.cert("client-key.pem")),
         certificate=load_certificate(gw.cert("client.pem")),
     )
-    return Served(name, gw, session, credentials, principal)
+    return Served("bench", gw, session, credentials, principal)
 
 
 def body(kind: str) -> bytes:
-    if kind == "query":
+    if kind in ("query", "local-query"):
         slots = "".join(
             f'<rim:Slot name="{n}"><rim:ValueList><rim:Value>{v}</rim:Value></rim:ValueList>'
             "</rim:Slot>"
@@ -154,11 +158,12 @@ def registration(patient: str) -> bytes:
 
 
 def envelope(served: Served, kind: str, payload: bytes | None = None) -> bytes:
-    path, action = ACTIONS[kind]
-    security = build_security_header(
+    """A SOAP 1.2 envelope for ``kind``; a signed kind's with a fresh XUA header."""
+    path, action, signed = ACTIONS[kind]
+    security = etree.tostring(build_security_header(
         served.principal, credentials=served.credentials,
         policy=IssuePolicy(), clock=SystemClock(), soap_ns=S12,
-    )
+    )) if signed else b""
     head = (
         f'<s:Envelope xmlns:s="{S12}" xmlns:a="{WSA_NS}"><s:Header>'
         f'<a:Action s:mustUnderstand="true">{action}</a:Action>'
@@ -166,112 +171,115 @@ def envelope(served: Served, kind: str, payload: bytes | None = None) -> bytes:
         "<a:ReplyTo><a:Address>http://www.w3.org/2005/08/addressing/anonymous</a:Address>"
         f'</a:ReplyTo><a:To s:mustUnderstand="true">{served.gateway.base_url}{path}</a:To>'
     ).encode()
-    return (head + etree.tostring(security) + b"</s:Header><s:Body>"
-            + (payload or body(kind)) + b"</s:Body></s:Envelope>")
+    return (head + security + b"</s:Header><s:Body>" + (payload or body(kind))
+            + b"</s:Body></s:Envelope>")
 
 
-def send(served: Served, kind: str, data: bytes,
+def send(served: Served, kind: str, data: bytes, audited: bool = True,
          session: requests.Session | None = None) -> float:
-    path, _ = ACTIONS[kind]
+    path = ACTIONS[kind][0]
+    mode = MODES[audited]
     started = time.perf_counter()
     resp = (session or served.session).post(
         served.gateway.base_url + path, data=data,
-        headers={"Content-Type": "application/soap+xml; charset=UTF-8"}, timeout=30,
+        headers={"Content-Type": "application/soap+xml; charset=UTF-8",
+                 SWITCH: mode, "X-Request-Id": f"{mode}-{uuid.uuid4().hex}"},
+        timeout=30,
     )
     content = resp.content
     took = time.perf_counter() - started
     if resp.status_code != 200 or b"ResponseStatusType:Success" not in content:
         why = [x for x in served.gateway.server_log().splitlines() if "refused" in x][-1:]
-        raise SystemExit(f"{served.name} {kind}: HTTP {resp.status_code} {why}\n"
-                         f"{content[:1500]!r}")
-    if kind == "query" and content.count(b"<rim:ExtrinsicObject") < 5:
-        raise SystemExit(f"{served.name}: the query found fewer than 5 documents")
+        raise SystemExit(f"{kind}: HTTP {resp.status_code} {why}\n{content[:1500]!r}")
+    if kind != "register" and content.count(b"<rim:ExtrinsicObject") < 5:
+        raise SystemExit(f"{kind}: fewer than 5 documents found")
     return took
 
 
-def measure(pair: list[Served], kind: str, requests_: int, block: int,
-            clients: int) -> tuple[list[tuple[list[float], list[float]]], dict[str, float]]:
+def measure(served: Served, kind: str, requests_: int, block: int, clients: int,
+            calibrate: bool) -> tuple[list[tuple[list[float], list[float]]], dict[bool, float]]:
     """Each pair of neighbouring blocks' times (unaudited, audited), and requests per
-    second per server over its blocks."""
+    second in each mode over its blocks. ``calibrate``: both modes audited."""
     blocks: list[tuple[list[float], list[float]]] = []
-    busy: dict[str, float] = {s.name: 0.0 for s in pair}
-    sessions = {s.name: [demo.mtls_session(s.gateway) for _ in range(clients)] for s in pair}
+    busy = {False: 0.0, True: 0.0}
+    sessions = [demo.mtls_session(served.gateway) for _ in range(clients)]
     with ThreadPoolExecutor(clients) as pool:
         for n in range(max(2, requests_ // block)):
-            times: dict[str, list[float]] = {}
-            for served in pair if n % 2 == 0 else pair[::-1]:
+            times: dict[bool, list[float]] = {}
+            for audited in (False, True) if n % 2 == 0 else (True, False):
                 batch = [envelope(served, kind) for _ in range(block)]
                 parts = [batch[i::clients] for i in range(clients)]
+                on = audited or calibrate
                 started = time.perf_counter()
-                done = pool.map(lambda work: [send(work[0], kind, data, work[1])
-                                              for data in work[2]],
-                                [(served, sessions[served.name][i], parts[i])
-                                 for i in range(clients)])
-                times[served.name] = [t for part in done for t in part]
-                busy[served.name] += time.perf_counter() - started
-            blocks.append((times["unaudited"], times["audited"]))
-    for opened in sessions.values():
-        for session in opened:
-            session.close()
-    done_per_server = len(blocks) * block
-    return blocks, {name: done_per_server / seconds for name, seconds in busy.items()}
+                done = pool.map(lambda work, on=on: [send(served, kind, data, on, work[0])
+                                              for data in work[1]],
+                                [(sessions[i], parts[i]) for i in range(clients)])
+                times[audited] = [t for part in done for t in part]
+                busy[audited] += time.perf_counter() - started
+            blocks.append((times[False], times[True]))
+    for session in sessions:
+        session.close()
+    done_per_mode = len(blocks) * block
+    return blocks, {mode: done_per_mode / seconds for mode, seconds in busy.items()}
 
 
-def server_durations(served: Served, kind: str) -> list[float]:
-    """Milliseconds from the request's arrival to its answer being ready, as the server
-    logs each one (``duration_ms`` of its "soap request" line), in order."""
-    path, _ = ACTIONS[kind]
-    durations = []
+def server_durations(served: Served, kind: str) -> dict[str, list[float]]:
+    """Milliseconds from each request's arrival to its answer being ready, as the server
+    logs them (``duration_ms`` of its "soap request" line), by mode ("on", "off")."""
+    path, action, _ = ACTIONS[kind]
+    durations: dict[str, list[float]] = {"on": [], "off": []}
     for line in served.gateway.server_log().splitlines():
         if '"soap request"' in line:
             entry = json.loads(line)
-            if entry.get("path") == path:
-                durations.append(float(entry["duration_ms"]))
+            if entry.get("path") == path and (entry.get("action") or "").startswith(action):
+                durations[entry["request_id"].split("-")[0]].append(
+                    float(entry["duration_ms"]))
     return durations
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=1000, help="per server and transaction")
+    parser.add_argument("--requests", type=int, default=1000, help="per mode and transaction")
     parser.add_argument("--block", type=int, default=20)
     parser.add_argument("--clients", type=int, default=1,
                         help="concurrent connections (requests of a block split among them)")
+    parser.add_argument("--only", nargs="+", choices=list(ACTIONS), default=list(ACTIONS))
     parser.add_argument("--database-url", default=None, help="default: SQLite per community")
     parser.add_argument("--calibrate", action="store_true",
-                        help="audit both servers: the added column is then the bench's own bias")
+                        help="audit both modes: the added column is then the bench's own bias")
     args = parser.parse_args()
     env = server_env(args.database_url)
     with tempfile.TemporaryDirectory() as tmp:
-        pair: list[Served] = []
+        served: Served | None = None
         try:
-            pair = [start(Path(tmp), "audited", True, env),
-                    start(Path(tmp), "unaudited", args.calibrate, env)]
-            for served in pair:  # five submissions to find, and warm-up
-                for _ in range(5):
-                    data = envelope(served, "register", registration(QUERIED))
-                    send(served, "register", data)
-                for kind in ACTIONS:
-                    for _ in range(50):
-                        send(served, kind, envelope(served, kind))
-            where = args.database_url.split("@")[-1] if args.database_url else "SQLite files"
-            cfg = load_config(pair[0].gateway.config, environ={}).server
+            served = start(Path(tmp), env)
+            for _ in range(5):  # five submissions to find
+                data = envelope(served, "register", registration(QUERIED))
+                send(served, "register", data)
+            for kind in args.only:  # warm-up, both modes
+                for n in range(60):
+                    send(served, kind, envelope(served, kind), n % 2 == 0)
+            where = args.database_url.split("@")[-1] if args.database_url else "SQLite file"
+            cfg = load_config(served.gateway.config, environ={}).server
             print(f"# {platform.machine()}, Python {platform.python_version()}, {os.cpu_count()}"
                   f" CPUs, database {where}, {cfg.workers} workers x {cfg.threads} threads, "
-                  f"{args.requests} requests per server and transaction, blocks of "
+                  f"{args.requests} requests per mode and transaction, blocks of "
                   f"{args.block}, {args.clients} client connection(s), load average "
-                  f"{os.getloadavg()[0]:.1f}, {datetime.now(UTC):%Y-%m-%d}")
-            print(f"{'':<10} {HEADER} {'req/s':>15} {'server ms':>17}")
-            for kind in ("query", "register"):
-                logged = {s.name: len(server_durations(s, kind)) for s in pair}
-                blocks, rates = measure(pair, kind, args.requests, args.block, args.clients)
+                  f"{os.getloadavg()[0]:.1f}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+                  + (", CALIBRATION: both modes audited" if args.calibrate else ""))
+            print(f"{'':<12} {HEADER} {'req/s':>15} {'server ms':>17}")
+            for kind in args.only:
+                logged = {k: len(v) for k, v in server_durations(served, kind).items()}
+                blocks, rates = measure(served, kind, args.requests, args.block, args.clients,
+                                        args.calibrate)
                 added = paired(blocks)
-                inside = {s.name: statistics.median(server_durations(s, kind)[logged[s.name]:])
-                          for s in pair}
-                print(f"{kind:<10} {added.row()} "
-                      f"{rates['unaudited']:6.1f} -> {rates['audited']:6.1f} "
-                      f"{inside['unaudited']:7.2f} -> {inside['audited']:6.2f}")
+                inside = {mode: statistics.median(durations[logged[mode]:])
+                          for mode, durations in server_durations(served, kind).items()}
+                print(f"{kind:<12} {added.row()} "
+                      f"{rates[False]:6.1f} -> {rates[True]:6.1f} "
+                      f"{inside['off']:7.2f} -> {inside['on']:6.2f}")
         finally:
-            for served in pair:
+            if served is not None:
                 served.session.close()
                 demo.stop_server(served.gateway)
 

@@ -176,14 +176,17 @@ def envelope(served: Served, kind: str, payload: bytes | None = None) -> bytes:
 
 
 def send(served: Served, kind: str, data: bytes, audited: bool = True,
-         session: requests.Session | None = None) -> float:
+         session: requests.Session | None = None, calibrate: bool = False) -> float:
+    """One request, audited or not; its log line's request id says which mode it
+    belongs to (``calibrate``: audited whatever the mode)."""
     path = ACTIONS[kind][0]
     mode = MODES[audited]
     started = time.perf_counter()
     resp = (session or served.session).post(
         served.gateway.base_url + path, data=data,
         headers={"Content-Type": "application/soap+xml; charset=UTF-8",
-                 SWITCH: mode, "X-Request-Id": f"{mode}-{uuid.uuid4().hex}"},
+                 SWITCH: "on" if calibrate else mode,
+                 "X-Request-Id": f"{mode}-{uuid.uuid4().hex}"},
         timeout=30,
     )
     content = resp.content
@@ -209,11 +212,12 @@ def measure(served: Served, kind: str, requests_: int, block: int, clients: int,
             for audited in (False, True) if n % 2 == 0 else (True, False):
                 batch = [envelope(served, kind) for _ in range(block)]
                 parts = [batch[i::clients] for i in range(clients)]
-                on = audited or calibrate
                 started = time.perf_counter()
-                done = pool.map(lambda work, on=on: [send(served, kind, data, on, work[0])
-                                              for data in work[1]],
-                                [(sessions[i], parts[i]) for i in range(clients)])
+                done = pool.map(
+                    lambda work, audited=audited: [
+                        send(served, kind, data, audited, work[0], calibrate)
+                        for data in work[1]],
+                    [(sessions[i], parts[i]) for i in range(clients)])
                 times[audited] = [t for part in done for t in part]
                 busy[audited] += time.perf_counter() - started
             blocks.append((times[False], times[True]))

@@ -91,7 +91,7 @@ class GatewayWorkload:
 
     def one(self, kind: str, audited: bool, data: bytes) -> tuple[float, float]:
         """(seconds to the answer ready, thread CPU seconds): the view's work without
-        HTTP; audited, ready means the record is durable (no answer leaves before)."""
+        HTTP; audited, ready means the record is committed (no answer leaves before)."""
         path = ACTIONS[kind][0]
         route = route_for(path, self.roles)
         rt = self.runtime

@@ -192,7 +192,7 @@ def handle_soap(
     response.principal = principal
     if txn is not None:
         response.transaction = txn.id
-    if audit is not None:  # the record is durable before the answer leaves
+    if audit is not None:  # the record is committed before the answer leaves
         refusal = audit.answered(response)
         if refusal is not None:  # a replay found at that commit: the gate's refusal instead
             response = _instead(response, _fault_response(refusal, version, addressing))

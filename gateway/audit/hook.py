@@ -276,8 +276,8 @@ class RequestAudit:
                 self.auditor, self.facts, noted, ex["human"], ex["message_id"]
             )
             if self._tokens is not None:
-                return self._settle(messages)
-            if messages:
+                self._settle(messages)
+            elif messages:
                 self.auditor.queue.stage_now(messages)
         except Exception as exc:  # noqa: BLE001 - the answer must still go out; say so loudly
             log.error(

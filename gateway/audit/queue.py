@@ -24,6 +24,7 @@ and never breaks the caller's transaction with a key violation.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
@@ -43,7 +44,8 @@ from gateway.audit.models import (
     AuditTerm,
 )
 from gateway.config import AuditDestination
-from gateway.store.db import Database, driver_of
+from gateway.store.db import Database
+from gateway.store.driver import driver_of
 from gateway.store.models import utcnow
 from profiles.atna.codec import audit_message_to_bytes
 from profiles.atna.message import AuditError, AuditMessage
@@ -52,25 +54,21 @@ from profiles.atna.record import AuditRecord, audit_record, record_from_xml
 
 log = logging.getLogger("gateway.audit")
 INDEX_BATCH = 500
-_STAGE = sa.insert(AuditInboxEntry.__table__)
 
 
-def _postgres_inbox_insert(rows: Sequence[bytes]) -> tuple[str, dict[str, bytes]]:
-    values = ", ".join(f"(%(r{i})b::bytea)" for i in range(len(rows)))
-    return (f"INSERT INTO {AuditInboxEntry.__tablename__} (xml) VALUES {values}",
-            {f"r{i}": row for i, row in enumerate(rows)})
-
-
-def insert_inbox_rows(driver, postgres: bool, rows: Sequence[bytes]) -> None:
-    """Inbox rows in one INSERT through the driver's connection, in whatever transaction
-    it has open (``driver_of``), or as a transaction of its own (``relaxed.py``):
-    the request path's one statement, without SQLAlchemy's machinery."""
-    if postgres:
-        driver.execute(*_postgres_inbox_insert(rows))
-    else:  # one statement: atomic even where it is the whole transaction (relaxed.py)
+def insert_inbox_rows(driver, rows: Sequence[bytes]) -> None:
+    """Inbox rows in one INSERT through the driver's connection: inside the transaction
+    it has open (``driver_of``), or as a transaction of its own (``relaxed.py``, where
+    one statement is what makes several rows all or nothing). Every path that stages
+    records goes through here; it is the request path's one statement."""
+    inbox = AuditInboxEntry.__table__.name
+    if isinstance(driver, sqlite3.Connection):
         values = ", ".join("(?)" for _ in rows)
-        driver.execute(f"INSERT INTO {AuditInboxEntry.__tablename__} (xml) VALUES {values}",
-                       tuple(rows))
+        driver.execute(f"INSERT INTO {inbox} (xml) VALUES {values}", tuple(rows))
+    else:  # psycopg: binary parameters
+        values = ", ".join(f"(%(r{i})b::bytea)" for i in range(len(rows)))
+        driver.execute(f"INSERT INTO {inbox} (xml) VALUES {values}",
+                       {f"r{i}": row for i, row in enumerate(rows)})
 
 
 def destination_key(destination: AuditDestination) -> str:
@@ -231,14 +229,10 @@ class AuditQueue:
         """Add records to ``session``'s inbox (one small INSERT): they commit, or roll
         back, with the caller's data, and ``index_pending`` indexes them later.
         ``bytes`` are a record's XML or its recipe, stored as given."""
-        rows = [
-            {"xml": m if isinstance(m, bytes) else audit_message_to_bytes(m)} for m in messages
-        ]
+        rows = [m if isinstance(m, bytes) else audit_message_to_bytes(m) for m in messages]
         if rows:
-            connection = session.connection()
-            with driver_of(connection) as driver:
-                insert_inbox_rows(driver, connection.dialect.name == "postgresql",
-                                  [row["xml"] for row in rows])
+            with driver_of(session.connection()) as driver:
+                insert_inbox_rows(driver, rows)
         return len(rows)
 
     def stage_now(
@@ -262,14 +256,15 @@ class AuditQueue:
             return
         # Core, not a Session: no ORM bookkeeping, and no request's audit binds to it.
         with self.database.engine.begin() as connection:
-            rows: list[dict] = []
+            rows: list[bytes] = []
             for ticket in tickets:  # in the order GroupCommit sorted them
                 if ticket.guard is not None:
                     ticket.accepted = ticket.guard(connection)
                 if ticket.accepted:
-                    rows += [{"xml": row} for row in ticket.rows]
+                    rows += ticket.rows
             if rows:
-                connection.execute(_STAGE, rows)
+                with driver_of(connection) as driver:
+                    insert_inbox_rows(driver, rows)
 
     def _alone(self, ticket: Ticket) -> bool:
         """A lone guarded ticket in a transaction of its own on the driver, without
@@ -287,8 +282,7 @@ class AuditQueue:
         fraction of a second (``gateway/store/walsync.py``); a replay token, whose loss
         would let a replay through, always takes the full flush."""
         if rows:
-            postgres = self.database.dialect == "postgresql"
-            self.database.relaxed_write(lambda driver: insert_inbox_rows(driver, postgres, rows))
+            self.database.relaxed_write(lambda driver: insert_inbox_rows(driver, rows))
 
     def index_pending(self, limit: int = INDEX_BATCH) -> int:
         """Move up to ``limit`` inbox rows into the indexed tables, in one transaction;

@@ -28,12 +28,12 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from gateway.store.driver import driver_errors, postgres_connect_args
 from gateway.store.relaxed import RelaxedWriter
 
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-POSTGRES_CONNECT_TIMEOUT_S = 5
 # Execution option read by the SQLite "begin" hook: "IMMEDIATE" takes the write lock at BEGIN.
 _BEGIN_OPTION = "gateway_sqlite_begin"
 
@@ -75,7 +75,7 @@ class Database:
             expire_on_commit=False,
         )
         _dispose_in_forked_children(self.engine)
-        self._relaxed = RelaxedWriter(self.url, self.engine, _set_up_sqlite_file)
+        self._relaxed = RelaxedWriter(self.url, self.engine, set_up_sqlite)
 
     @property
     def dialect(self) -> str:
@@ -125,12 +125,9 @@ class Database:
             driver = conn.connection.driver_connection
             driver.autocommit = True
             try:
-                cursor = driver.execute(sql, params)
-                return cursor.fetchall() if cursor.description is not None else []
-            except driver.Error as exc:  # as SQLAlchemy raises it; parameters may be PHI
-                raise sa.exc.DBAPIError.instance(
-                    sql, None, exc, driver.Error, hide_parameters=True
-                ) from exc
+                with driver_errors(driver.Error, sql):
+                    cursor = driver.execute(sql, params)
+                    return cursor.fetchall() if cursor.description is not None else []
             finally:
                 if driver.broken:  # the pool must not hand it out again
                     conn.invalidate()
@@ -148,18 +145,15 @@ class Database:
             raise NotImplementedError("driver_transaction is for SQLite")
         with self.engine.connect() as conn:
             driver = conn.connection.driver_connection
-            try:
-                driver.execute("BEGIN IMMEDIATE")
-                yield driver
-                driver.execute("COMMIT")
-            except BaseException as exc:
-                if driver.in_transaction:
-                    driver.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise sa.exc.DBAPIError.instance(
-                        None, None, exc, sqlite3.Error, hide_parameters=True
-                    ) from exc
-                raise
+            with driver_errors(sqlite3.Error):
+                try:
+                    driver.execute("BEGIN IMMEDIATE")
+                    yield driver
+                    driver.execute("COMMIT")
+                except BaseException:
+                    if driver.in_transaction:
+                        driver.execute("ROLLBACK")
+                    raise
 
     def relaxed_write(self, fn: Callable[[Any], None]) -> None:
         """``fn(driver_connection)`` committed without waiting for the disk, on a
@@ -176,21 +170,6 @@ class Database:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
 
-@contextmanager
-def driver_of(connection: sa.Connection) -> Iterator[Any]:
-    """The driver's connection under ``connection``, inside its open transaction, for a
-    hot statement without SQLAlchemy's per-statement machinery (compiling, events,
-    result handling: more CPU than a small INSERT itself). The driver's errors are
-    raised as SQLAlchemy raises them, without their parameters (they may be PHI)."""
-    driver = connection.connection.driver_connection
-    try:
-        yield driver
-    except driver.Error as exc:
-        raise sa.exc.DBAPIError.instance(
-            None, None, exc, driver.Error, hide_parameters=True
-        ) from exc
-
-
 def _sqlite_engine(url: URL) -> Engine:
     memory = url.database in (None, "", ":memory:")
     kwargs: dict[str, Any] = {}
@@ -202,11 +181,7 @@ def _sqlite_engine(url: URL) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see "begin" below)
-        if memory:
-            dbapi_conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            dbapi_conn.execute("PRAGMA foreign_keys = ON")
-        else:
-            _set_up_sqlite_file(dbapi_conn)
+        set_up_sqlite(dbapi_conn, wal=not memory)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
@@ -216,15 +191,16 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def _set_up_sqlite_file(dbapi_conn: Any) -> None:
-    """Every connection to a SQLite file: wait for locks, enforce foreign keys, WAL.
+def set_up_sqlite(dbapi_conn: Any, *, wal: bool = True) -> None:
+    """Every SQLite connection: wait for locks, enforce foreign keys, and for a file, WAL.
     synchronous stays FULL (the default) because an acknowledged submission must
     survive a power cut (the relaxed writer alone sets NORMAL: ``relaxed.py``)."""
     cur = dbapi_conn.cursor()
     try:
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys = ON")
-        _switch_to_wal(cur)
+        if wal:
+            _switch_to_wal(cur)
     finally:
         cur.close()
 
@@ -249,10 +225,6 @@ def _switch_to_wal(cur: Any) -> None:
 
 
 def _postgres_engine(url: URL, pool_size: int, max_overflow: int) -> Engine:
-    connect_args: dict[str, Any] = {"application_name": "ihe-gateway"}
-    if "connect_timeout" not in url.query:
-        # A blackholed host must not hang a health check or a start-up for minutes.
-        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
     return sa.create_engine(
         url,
         pool_size=pool_size,
@@ -260,7 +232,7 @@ def _postgres_engine(url: URL, pool_size: int, max_overflow: int) -> Engine:
         pool_pre_ping=True,  # a connection PostgreSQL dropped (restart, failover) is replaced
         pool_recycle=1800,  # and none outlives a proxy's idle timeout
         pool_timeout=10,
-        connect_args=connect_args,
+        connect_args=postgres_connect_args(url),
     )
 
 

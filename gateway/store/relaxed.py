@@ -33,9 +33,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from gateway.store.driver import driver_errors, postgres_connect_args
 from gateway.store.walsync import WalFlusher
-
-POSTGRES_CONNECT_TIMEOUT_S = 5
 
 
 class RelaxedWriter:
@@ -61,17 +60,13 @@ class RelaxedWriter:
                 self._run(conn.connection.driver_connection, fn)
             return
         with self._lock:
-            for attempt in (1, 2):
-                driver = self._connection()
-                try:
-                    self._run(driver, fn)
-                    break
-                except sa.exc.DBAPIError:
-                    if not self._is_broken(driver):
-                        raise
-                    self._forget()
-                    if attempt == 2:
-                        raise
+            try:
+                self._run(self._connection(), fn)
+            except sa.exc.DBAPIError:
+                if not getattr(self._driver, "broken", False):  # psycopg's: connection lost
+                    raise
+                self._forget()  # PostgreSQL dropped it (a restart): once more, on a new one
+                self._run(self._connection(), fn)
         if self.flusher is not None:
             self.flusher.soon()
 
@@ -85,12 +80,8 @@ class RelaxedWriter:
             self._forget()
 
     def _run(self, driver: Any, fn: Callable[[Any], None]) -> None:
-        try:
+        with driver_errors(driver.Error):
             fn(driver)  # autocommit: one statement, its own transaction
-        except driver.Error as exc:
-            raise sa.exc.DBAPIError.instance(
-                None, None, exc, driver.Error, hide_parameters=True
-            ) from exc
 
     def _connection(self) -> Any:
         if self._driver is None or self._pid != os.getpid():  # new, or inherited by a fork
@@ -102,13 +93,8 @@ class RelaxedWriter:
         if self.postgres:
             import psycopg
 
-            kwargs: dict[str, Any] = {
-                "autocommit": True,
-                "application_name": "ihe-gateway",
-                "options": "-c synchronous_commit=off",
-            }
-            if "connect_timeout" not in self.url.query:
-                kwargs["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+            kwargs = {**postgres_connect_args(self.url), "autocommit": True,
+                      "options": "-c synchronous_commit=off"}
             dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
             return psycopg.connect(dsn, **kwargs)
         driver = sqlite3.connect(self.url.database, isolation_level=None,  # type: ignore[arg-type]
@@ -116,9 +102,6 @@ class RelaxedWriter:
         self._sqlite_setup(driver)
         driver.execute("PRAGMA synchronous = NORMAL")
         return driver
-
-    def _is_broken(self, driver: Any) -> bool:
-        return bool(getattr(driver, "broken", False))
 
     def _forget(self) -> None:
         self._driver, self._pid = None, 0

@@ -108,6 +108,5 @@ def query_message(
 def break_the_inbox(monkeypatch) -> None:
     """Every way a record is staged now fails (a table that does not exist)."""
     missing = sa.Table("no_such_table", sa.MetaData(), sa.Column("xml", sa.LargeBinary))
-    monkeypatch.setattr(queue_module, "_STAGE", sa.insert(missing))
     monkeypatch.setattr(queue_module, "AuditInboxEntry", type("Missing", (), {
         "__table__": missing}))

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,6 +76,7 @@ def bound(session: Session, audit: Any) -> Bound:
     return entries[id(audit)]
 
 
+@lru_cache(maxsize=512)  # a few hundred distinct statements; every request asks again
 def _is_write(statement: str) -> bool:
     head = statement.lstrip()[:6].upper()
     if head.startswith(_WRITES):

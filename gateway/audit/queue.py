@@ -47,6 +47,7 @@ from gateway.config import AuditDestination
 from gateway.store.db import Database
 from gateway.store.driver import driver_of
 from gateway.store.models import utcnow
+from gateway.store.pgpipeline import PipelinedWriter
 from profiles.atna.codec import audit_message_to_bytes
 from profiles.atna.message import AuditError, AuditMessage
 from profiles.atna.recipe import is_recipe, rebuild
@@ -65,6 +66,9 @@ def insert_inbox_rows(driver, rows: Sequence[bytes]) -> None:
     if isinstance(driver, sqlite3.Connection):
         values = ", ".join("(?)" for _ in rows)
         driver.execute(f"INSERT INTO {inbox} (xml) VALUES {values}", tuple(rows))
+    elif isinstance(driver, PipelinedWriter):  # handed over, confirmed later
+        values = ", ".join(f"(${i})" for i in range(1, len(rows) + 1))
+        driver.send(f"INSERT INTO {inbox} (xml) VALUES {values}", rows)
     else:  # psycopg: binary parameters
         values = ", ".join(f"(%(r{i})b::bytea)" for i in range(len(rows)))
         driver.execute(f"INSERT INTO {inbox} (xml) VALUES {values}",
@@ -278,11 +282,12 @@ class AuditQueue:
 
     def _rows_alone(self, rows: list[bytes]) -> None:
         """Records with nothing else to commit (a read's, a refusal's) in a relaxed commit
-        of their own: in the database before the caller returns, on disk within a
-        fraction of a second (``gateway/store/walsync.py``); a replay token, whose loss
-        would let a replay through, always takes the full flush."""
+        of their own: with the database before the caller returns (SQLite: committed;
+        PostgreSQL: written to its connection, confirmed later, ``pgpipeline.py``), on
+        disk within a fraction of a second; a replay token, whose loss would let a
+        replay through, always takes the full flush."""
         if rows:
-            self.database.relaxed_write(lambda driver: insert_inbox_rows(driver, rows))
+            self.database.relaxed_hand_over(lambda driver: insert_inbox_rows(driver, rows))
 
     def index_pending(self, limit: int = INDEX_BATCH) -> int:
         """Move up to ``limit`` inbox rows into the indexed tables, in one transaction;
@@ -326,7 +331,9 @@ class AuditQueue:
         _insert(session, AuditDelivery, deliveries, ["record_id", "destination"])
 
     def index_all(self) -> int:
-        """Index the whole inbox (a search calls this first); return the rows moved."""
+        """Index the whole inbox (a search calls this first); return the rows moved. What
+        this process handed over without waiting (a read's record) is confirmed first."""
+        self.database.confirm_handed()
         total = 0
         while moved := self.index_pending():
             total += moved
@@ -377,6 +384,9 @@ class AuditQueue:
         report: dict = {
             "pending": 0, "undeliverable": failed, "unindexed": unindexed, "destinations": {}
         }
+        handed = self.database.handed()  # PostgreSQL: this process's reads' records
+        if handed is not None:
+            report["handed"] = handed
         for key in sorted(set(rows) | set(self._keys)):
             _, count, oldest, failing_rows = rows.get(key, (key, 0, None, 0))
             if key in self._keys:

@@ -160,6 +160,25 @@ class Database:
         dedicated connection: for a read's audit record (``gateway/store/relaxed.py``)."""
         self._relaxed.write(fn)
 
+    def relaxed_hand_over(self, fn: Callable[[Any], None]) -> None:
+        """``relaxed_write``, but on PostgreSQL without waiting for the statement's
+        answer: ``fn`` gets a ``gateway.store.pgpipeline.PipelinedWriter`` (``send``),
+        and the commit is confirmed (or the statement re-sent) later."""
+        self._relaxed.hand_over(fn)
+
+    def handed(self) -> dict[str, int] | None:
+        """This process's handed-over statements not confirmed yet, and those refused
+        (lost), for ``/healthz``; None on SQLite, which hands nothing over."""
+        pipeline = self._relaxed.pipeline
+        return None if pipeline is None else {"unconfirmed": pipeline.pending,
+                                               "lost": pipeline.lost}
+
+    def confirm_handed(self, timeout: float = 10.0) -> bool:
+        """Wait until what this process handed over (``relaxed_hand_over``) is confirmed
+        committed: a reader in this process then sees it. True at once on SQLite."""
+        pipeline = self._relaxed.pipeline
+        return pipeline is None or pipeline.confirm(timeout)
+
     def dispose(self) -> None:
         """Close every pooled connection (at shutdown, or in tests), and the relaxed
         writer's, after flushing what it committed."""

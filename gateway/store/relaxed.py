@@ -20,6 +20,8 @@ replay token never goes this way: after a power cut a lost token would let its
 replay through. The dedicated connection also skips the pool's checkout and its
 pre-ping (a round trip on PostgreSQL); it is reopened after a fork and, once, when
 it was found broken (a server restart), so a dropped connection costs no record.
+On PostgreSQL, ``hand_over`` goes one step further for a read's record: it does not
+wait for the statement's answer (``pgpipeline.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from gateway.store.driver import driver_errors, postgres_connect_args
+from gateway.store.pgpipeline import PipelinedWriter
 from gateway.store.walsync import WalFlusher
 
 
@@ -46,6 +49,7 @@ class RelaxedWriter:
         self._memory = not self.postgres and url.database in (None, "", ":memory:")
         file = not self.postgres and not self._memory
         self.flusher = WalFlusher(url.database) if file else None  # type: ignore[arg-type]
+        self.pipeline = PipelinedWriter(url) if self.postgres else None
         self._lock = threading.Lock()
         self._driver: Any = None
         self._pid = 0
@@ -70,8 +74,20 @@ class RelaxedWriter:
         if self.flusher is not None:
             self.flusher.soon()
 
+    def hand_over(self, fn: Callable[[Any], None]) -> None:
+        """``write``, except that on PostgreSQL ``fn`` gets the ``PipelinedWriter``: its one
+        statement is handed to the server without waiting for the answer, which is
+        confirmed later (``pgpipeline.py``). On SQLite the commit is as cheap as that."""
+        if self.pipeline is None:
+            self.write(fn)
+        else:
+            fn(self.pipeline)
+
     def close(self) -> None:
-        """Close the connection (flushing SQLite's WAL first); a later write reopens."""
+        """Close the connection (flushing SQLite's WAL first, confirming PostgreSQL's
+        handed-over statements); a later write reopens."""
+        if self.pipeline is not None:
+            self.pipeline.close()
         with self._lock:
             if self.flusher is not None:
                 self.flusher.close()

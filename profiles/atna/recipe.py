@@ -38,6 +38,8 @@ from profiles.atna.message import (
 from profiles.atna.nodes import security_alert
 
 VERSION = 1
+# One encoder for every recipe: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def outbound_recipe(
@@ -101,7 +103,7 @@ def transaction_recipe(
         "b": fallback_id,
         "a": [_end(reporter), subject],
     }
-    return json.dumps(recipe, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODE(recipe).encode("utf-8")
 
 
 def rebuild(payload: bytes) -> tuple[AuditMessage, ...]:

@@ -53,8 +53,12 @@ def test_healthz_shows_the_audit_backlog(client):
                 content_type="application/soap+xml")  # refused: leaves a security alert
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok"
-    assert body["audit"]["unindexed"] + body["audit"]["pending"] > (
-        before["unindexed"] + before["pending"])
+
+    def owed(audit: dict) -> int:  # on PostgreSQL a read's record may still be in flight
+        return audit["unindexed"] + audit["pending"] + audit.get("handed", {}).get(
+            "unconfirmed", 0)
+
+    assert owed(body["audit"]) > owed(before)
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.path)

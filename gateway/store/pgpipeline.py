@@ -1,0 +1,254 @@
+"""PostgreSQL writes handed to the server without waiting for its answer: the audit
+record of a request that wrote nothing (a query, a retrieve, a refusal).
+
+Such a record commits relaxed (``relaxed.py``: ``synchronous_commit = off``), and
+what the request still paid was the round trip of its INSERT: 0.2-0.6 ms on this
+project's machines, more than the rest of auditing (``bench/README.md``). On a
+connection in libpq's pipeline mode the statement and its Sync are written to the
+socket and the request goes on; the server runs the statement as a transaction of
+its own whether or not anyone reads its result. So once ``send`` returns, the record
+is with the database: a crash of the gateway after that loses nothing, as before.
+
+What is no longer known when ``send`` returns is the outcome, so nothing is forgotten
+until it is known. Results are read (without waiting) before each send and, within
+``CONFIRM_S`` of the last one, by a confirmer thread. A statement the server refused,
+or whose connection broke before its result came, is sent again on a new connection
+and this time waited for, with back-off while the database is down, and the
+failure is logged (never the parameters: a record may name a patient). A re-sent
+audit row is harmless: the indexer stores each record once (same XML, same key).
+A statement refused for what it is (a constraint, bad data) would be refused again:
+it is logged as lost, loudly, and counted in ``lost``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import pq
+from psycopg.conninfo import make_conninfo
+from sqlalchemy.engine import URL
+
+from gateway.store.driver import driver_errors, postgres_connect_args
+
+log = logging.getLogger(__name__)
+
+CONFIRM_S = 0.05  # results are read at most this long after a send
+BYTEA = 17  # the parameters' type: every statement sent here writes bytes
+RETRY_S = (0.1, 0.5, 2.0, 5.0)  # back-off while the database cannot take a re-send
+# SQLSTATE classes worth a re-send: connection lost, server shutting down or out of
+# resources, a serialisation conflict. Others (constraints, bad data) fail again.
+TRANSIENT = ("08", "53", "57", "40", "58")
+
+
+_ALL: weakref.WeakSet[PipelinedWriter] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: bytes  # ``$1``-style placeholders
+    params: tuple[bytes, ...]
+
+
+class PipelinedWriter:
+    """``send(sql, params)``: one statement, its own transaction, handed over now and
+    confirmed later (see the module docstring)."""
+
+    def __init__(self, url: URL, delay: float = CONFIRM_S) -> None:
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conninfo = make_conninfo(
+            dsn, **postgres_connect_args(url), options="-c synchronous_commit=off"
+        ).encode()
+        self.delay = delay
+        self.lost = 0  # statements refused for what they are: logged, never committed
+        self.confirmed = threading.Event()  # set whenever nothing is left unconfirmed
+        self._lock = threading.Lock()
+        self._pg: pq.abc.PGconn | None = None
+        self._pid = 0
+        self._inflight: deque[Statement] = deque()  # sent, result not read, in order
+        self._failed = ""  # the SQLSTATE of the oldest in-flight statement's error
+        self._resend: list[Statement] = []  # outcome unknown or transient failure
+        self._due = threading.Event()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        _ALL.add(self)
+
+    @property
+    def pending(self) -> int:
+        """Statements whose commit is not confirmed yet."""
+        return len(self._inflight) + len(self._resend)
+
+    def send(self, sql: str, params: Sequence[bytes]) -> None:
+        """Hand ``sql`` to the server, committed relaxed and on its own; returns once it
+        is written to the connection. Raises (as SQLAlchemy's error, no parameters)
+        only when no connection could take it."""
+        statement = Statement(sql.encode(), tuple(params))
+        with self._lock, driver_errors(psycopg.Error):
+            try:
+                pg = self._connection()
+                self._read_ready(pg)
+                self._write(pg, statement)
+            except psycopg.Error:  # lost (a server restart): once more, on a new one
+                self._broken()
+                self._write(self._connection(), statement)
+            self._inflight.append(statement)
+            self.confirmed.clear()
+        self._soon()
+
+    def confirm(self, timeout: float = 10.0) -> bool:
+        """Wait until every statement sent so far is confirmed committed (re-sending what
+        needs it); False if that did not happen within ``timeout``."""
+        with self._lock:
+            self._settle(time.monotonic() + timeout)
+            return not self.pending
+
+    def close(self) -> None:
+        """Confirm what was sent, stop the confirmer, close the connection."""
+        self._closed.set()
+        self._due.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        with self._lock:
+            if self._pid == os.getpid():
+                self._settle(time.monotonic() + 10.0)
+                if self.pending:
+                    log.error("%d relaxed statement(s) unconfirmed at close", self.pending)
+                if self._pg is not None:
+                    self._pg.finish()
+            self._pg, self._pid = None, 0
+        self._closed.clear()
+
+    # -- the connection ------------------------------------------------------------
+
+    def _connection(self) -> pq.abc.PGconn:
+        if self._pg is None or self._pid != os.getpid():  # new, or inherited by a fork
+            pg = pq.PGconn.connect(self._conninfo)
+            if pg.status != pq.ConnStatus.OK:
+                message = pg.get_error_message()
+                pg.finish()
+                raise psycopg.OperationalError(f"connection failed: {message}")
+            pg.enter_pipeline_mode()
+            pg.nonblocking = 1
+            self._pg, self._pid, self._failed = pg, os.getpid(), ""
+        return self._pg
+
+    def _broken(self) -> None:
+        """The connection failed: what it had in flight may or may not have committed."""
+        self._resend += self._inflight
+        self._inflight.clear()
+        if self._pg is not None and self._pid == os.getpid():
+            self._pg.finish()
+        self._pg, self._pid = None, 0
+
+    def _write(self, pg: pq.abc.PGconn, statement: Statement) -> None:
+        n = len(statement.params)
+        pg.send_query_params(statement.sql, statement.params, [BYTEA] * n, [1] * n)
+        pg.pipeline_sync()
+        while pg.flush():  # 1: the socket is full; wait until it takes more
+            select.select([], [pg.socket], [], 1.0)
+
+    # -- results ---------------------------------------------------------------------
+
+    def _read_ready(self, pg: pq.abc.PGconn) -> None:
+        """Take every result that has arrived, without waiting."""
+        if not self._inflight:
+            return
+        pg.consume_input()
+        while self._inflight and not pg.is_busy():
+            result = pg.get_result()
+            if result is None:  # the end of one statement's results
+                continue
+            status = result.status
+            if status == pq.ExecStatus.PIPELINE_SYNC:  # its transaction is over
+                done = self._inflight.popleft()
+                if self._failed:
+                    self._refused(done, self._failed)
+                    self._failed = ""
+            elif status in (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.PIPELINE_ABORTED):
+                code = result.error_field(pq.DiagnosticField.SQLSTATE) or b"?????"
+                self._failed = code.decode("ascii", "replace")
+        if not self.pending:
+            self.confirmed.set()
+
+    def _refused(self, statement: Statement, sqlstate: str) -> None:
+        if sqlstate[:2] in TRANSIENT:
+            log.warning("a relaxed statement failed (SQLSTATE %s); sending it again", sqlstate)
+            self._resend.append(statement)
+        else:
+            self.lost += 1
+            log.error("a relaxed statement was refused (SQLSTATE %s): an audit record is "
+                      "LOST", sqlstate)
+
+    def _settle(self, deadline: float, *, until_closed: bool = False) -> None:
+        """Under the lock: read every result (waiting), then re-send what needs it; the
+        confirmer (``until_closed``) gives up early when the writer closes."""
+        attempt = 0
+        while self.pending and time.monotonic() < deadline:
+            if until_closed and self._closed.is_set():
+                return
+            try:
+                pg = self._connection()
+                if self._resend:
+                    again, self._resend = self._resend, []
+                    for statement in again:
+                        self._write(pg, statement)
+                        self._inflight.append(statement)
+                while self._inflight and time.monotonic() < deadline:
+                    self._read_ready(pg)
+                    if self._inflight:
+                        select.select([pg.socket], [], [], max(0.0, deadline - time.monotonic()))
+                attempt = 0
+            except psycopg.Error as exc:
+                self._broken()
+                pause = RETRY_S[min(attempt, len(RETRY_S) - 1)]
+                attempt += 1
+                log.error("%d audit record(s) not confirmed yet (%s); retrying in %.1f s",
+                          self.pending, type(exc).__name__, pause)
+                self._closed.wait(min(pause, max(0.0, deadline - time.monotonic())))
+        if not self.pending:
+            self.confirmed.set()
+
+    # -- the confirmer -------------------------------------------------------------
+
+    def _soon(self) -> None:
+        self._due.set()
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._closed.is_set():
+                    self._thread = threading.Thread(
+                        target=self._run, name="pg-pipeline-confirmer", daemon=True
+                    )
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            self._due.wait()
+            self._closed.wait(self.delay)  # later sends' results are read together
+            self._due.clear()
+            if self._closed.is_set():
+                return
+            with self._lock:
+                self._settle(time.monotonic() + 30.0, until_closed=True)
+            if self.pending:  # the database is down: keep trying
+                self._due.set()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's connection, thread, lock and statements are the parent's: a child
+    # starts afresh (and never finishes the parent's connection: psycopg checks the pid).
+    for writer in list(_ALL):
+        writer._lock = threading.Lock()
+        writer._thread, writer._pg, writer._pid = None, None, 0
+        writer._inflight, writer._resend, writer._failed = deque(), [], ""
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,10 +1,10 @@
 """Group commit for the records that have no data transaction to ride on.
 
-A query's (or a refusal's) record needs a commit of its own. Requests that
-finish while another request's commit is under way wait for it and then write
-together: one transaction for all of them (and, where the commit waits for the
-disk, one flush: a batch with replay tokens; records alone commit relaxed,
-``gateway/store/relaxed.py``). The first request to arrive when no commit is
+A partner's query needs a commit of its own for its XUA replay tokens and its record,
+and that commit waits for the disk. Requests that finish while another request's
+commit is under way wait for it and then write together: one transaction and one
+flush for all of them. (Records alone, a local read's or a refusal's, need no flush
+and skip the group: ``gateway/store/relaxed.py``.) The first request to arrive when no commit is
 running writes at once, on its own thread (no hand-off, so a lone request pays
 nothing extra). Every caller returns only once its own rows are committed, or
 raises what the database raised: nothing is acknowledged that is not committed.

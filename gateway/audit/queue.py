@@ -246,16 +246,16 @@ class AuditQueue:
         returning once they are committed; concurrent callers share one commit
         (``group.py``). ``guard`` writes first in that transaction (a request's
         deferred XUA replay tokens); if it says no, the records are left out and
-        this returns False. Raises what the database raises."""
+        this returns False. Raises what the database raises. Records alone skip the
+        group: their relaxed commit waits for no flush, so there is nothing to share."""
         rows = [m if isinstance(m, bytes) else audit_message_to_bytes(m) for m in messages]
-        if rows or guard is not None:
+        if guard is not None:
             return self._group.write(rows, guard)
+        self._rows_alone(rows)
         return True
 
     def _commit_staged(self, tickets: list[Ticket]) -> None:
-        if all(t.guard is None for t in tickets):  # records alone: a relaxed commit
-            self._rows_alone([row for t in tickets for row in t.rows])
-            return
+        """A batch of guarded tickets (records with their replay tokens) in one commit."""
         if len(tickets) == 1 and self._alone(tickets[0]):
             return
         # Core, not a Session: no ORM bookkeeping, and no request's audit binds to it.

@@ -10,12 +10,13 @@ its own whether or not anyone reads its result. So once ``send`` returns, the re
 is with the database: a crash of the gateway after that loses nothing, as before.
 
 What is no longer known when ``send`` returns is the outcome, so nothing is forgotten
-until it is known. Results are read (without waiting) before each send and, within
-``CONFIRM_S`` of the last one, by a confirmer thread. A statement the server refused,
-or whose connection broke before its result came, is sent again on a new connection
-and this time waited for, with back-off while the database is down, and the
-failure is logged (never the parameters: a record may name a patient). A re-sent
-audit row is harmless: the indexer stores each record once (same XML, same key).
+until it is known. A confirmer thread reads the results within ``CONFIRM_S`` of a
+send (and a send reads those that arrived when many are in flight, without waiting).
+A statement the server refused, or whose connection broke before its result came, is
+sent again on a new connection and this time waited for, with back-off while the
+database is down, and the failure is logged (never the parameters: a record may
+name a patient). A re-sent audit row is harmless: the indexer stores each record
+once (same XML, same key).
 A statement refused for what it is (a constraint, bad data) would be refused again:
 it is logged as lost, loudly, and counted in ``lost``.
 """
@@ -42,6 +43,7 @@ from gateway.store.driver import driver_errors, postgres_connect_args
 log = logging.getLogger(__name__)
 
 CONFIRM_S = 0.05  # results are read at most this long after a send
+READ_AT = 32  # a send reads the results that arrived once this many are in flight
 BYTEA = 17  # the parameters' type: every statement sent here writes bytes
 RETRY_S = (0.1, 0.5, 2.0, 5.0)  # back-off while the database cannot take a re-send
 # SQLSTATE classes worth a re-send: connection lost, server shutting down or out of
@@ -94,7 +96,8 @@ class PipelinedWriter:
         with self._lock, driver_errors(psycopg.Error):
             try:
                 pg = self._connection()
-                self._read_ready(pg)
+                if len(self._inflight) >= READ_AT:
+                    self._read_ready(pg)
                 self._write(pg, statement)
             except psycopg.Error:  # lost (a server restart): once more, on a new one
                 self._broken()

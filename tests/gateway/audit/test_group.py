@@ -54,9 +54,10 @@ def test_concurrent_stage_now_commits_every_record(db) -> None:
     queue = AuditQueue(db)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: queue.stage_now([query_message(i)]), range(40)))
+    assert db.confirm_handed()  # PostgreSQL: handed over, now confirmed
     with db.session() as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(AuditInboxEntry)) == 40
-    assert queue._group.commits <= 40
+    assert queue._group.commits == 0  # records alone: relaxed, each on its own
 
 
 # --- guards: a request's deferred XUA replay tokens in the shared commit --------------------

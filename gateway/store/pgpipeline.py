@@ -15,8 +15,10 @@ send (and a send reads those that arrived when many are in flight, without waiti
 A statement the server refused, or whose connection broke before its result came, is
 sent again on a new connection and this time waited for, with back-off while the
 database is down, and the failure is logged (never the parameters: a record may
-name a patient). A re-sent audit row is harmless: the indexer stores each record
-once (same XML, same key).
+name a patient). The confirmer never holds the connection's lock through a back-off,
+so while the database is down a send fails at once, as a waiting INSERT did, instead
+of queueing behind it. A re-sent audit row is harmless: the indexer stores each
+record once (same XML, same key).
 A statement refused for what it is (a constraint, bad data) would be refused again:
 it is logged as lost, loudly, and counted in ``lost``.
 """
@@ -46,6 +48,7 @@ CONFIRM_S = 0.05  # results are read at most this long after a send
 READ_AT = 32  # a send reads the results that arrived once this many are in flight
 BYTEA = 17  # the parameters' type: every statement sent here writes bytes
 RETRY_S = (0.1, 0.5, 2.0, 5.0)  # back-off while the database cannot take a re-send
+PASS_S = 1.0  # the longest the confirmer holds the lock waiting for results
 # SQLSTATE classes worth a re-send: connection lost, server shutting down or out of
 # resources, a serialisation conflict. Others (constraints, bad data) fail again.
 TRANSIENT = ("08", "53", "57", "40", "58")
@@ -108,25 +111,32 @@ class PipelinedWriter:
 
     def confirm(self, timeout: float = 10.0) -> bool:
         """Wait until every statement sent so far is confirmed committed (re-sending what
-        needs it); False if that did not happen within ``timeout``."""
-        with self._lock:
-            self._settle(time.monotonic() + timeout)
-            return not self.pending
+        needs it); False if that did not happen within ``timeout``. The lock is held
+        for one pass at a time, never through a back-off."""
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            with self._lock:
+                if self._settle_once(deadline):
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(_pause(attempt), left))
+            attempt += 1
 
     def close(self) -> None:
-        """Confirm what was sent, stop the confirmer, close the connection."""
+        """Stop the confirmer, confirm what was sent, close the connection."""
         self._closed.set()
         self._due.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join()
+        if self.pending and not self.confirm(10.0):  # (a fork's child has none)
+            log.error("%d relaxed statement(s) unconfirmed at close", self.pending)
         with self._lock:
-            if self._pid == os.getpid():
-                self._settle(time.monotonic() + 10.0)
-                if self.pending:
-                    log.error("%d relaxed statement(s) unconfirmed at close", self.pending)
-                if self._pg is not None:
-                    self._pg.finish()
+            if self._pg is not None and self._pid == os.getpid():
+                self._pg.finish()
             self._pg, self._pid = None, 0
         self._closed.clear()
 
@@ -191,34 +201,31 @@ class PipelinedWriter:
             log.error("a relaxed statement was refused (SQLSTATE %s): an audit record is "
                       "LOST", sqlstate)
 
-    def _settle(self, deadline: float, *, until_closed: bool = False) -> None:
-        """Under the lock: read every result (waiting), then re-send what needs it; the
-        confirmer (``until_closed``) gives up early when the writer closes."""
-        attempt = 0
-        while self.pending and time.monotonic() < deadline:
-            if until_closed and self._closed.is_set():
-                return
-            try:
+    def _settle_once(self, deadline: float) -> bool:
+        """Under the lock, one pass: re-send what needs it, read results until none is
+        in flight or ``deadline``; True when nothing is left unconfirmed."""
+        try:
+            if self._resend:
                 pg = self._connection()
-                if self._resend:
-                    again, self._resend = self._resend, []
-                    for statement in again:
-                        self._write(pg, statement)
-                        self._inflight.append(statement)
-                while self._inflight and time.monotonic() < deadline:
-                    self._read_ready(pg)
-                    if self._inflight:
-                        select.select([pg.socket], [], [], max(0.0, deadline - time.monotonic()))
-                attempt = 0
-            except psycopg.Error as exc:
-                self._broken()
-                pause = RETRY_S[min(attempt, len(RETRY_S) - 1)]
-                attempt += 1
-                log.error("%d audit record(s) not confirmed yet (%s); retrying in %.1f s",
-                          self.pending, type(exc).__name__, pause)
-                self._closed.wait(min(pause, max(0.0, deadline - time.monotonic())))
-        if not self.pending:
-            self.confirmed.set()
+                again, self._resend = self._resend, []
+                for statement in again:
+                    self._write(pg, statement)
+                    self._inflight.append(statement)
+            while self._inflight:
+                pg = self._connection()
+                self._read_ready(pg)
+                left = deadline - time.monotonic()
+                if not self._inflight or left <= 0:
+                    break
+                select.select([pg.socket], [], [], left)
+        except psycopg.Error as exc:
+            self._broken()
+            log.error("%d audit record(s) not confirmed yet (%s); they will be sent again",
+                      self.pending, type(exc).__name__)
+        if self.pending:
+            return False
+        self.confirmed.set()
+        return True
 
     # -- the confirmer -------------------------------------------------------------
 
@@ -233,6 +240,7 @@ class PipelinedWriter:
                     self._thread.start()
 
     def _run(self) -> None:
+        attempt = 0
         while not self._closed.is_set():
             self._due.wait()
             self._closed.wait(self.delay)  # later sends' results are read together
@@ -240,9 +248,17 @@ class PipelinedWriter:
             if self._closed.is_set():
                 return
             with self._lock:
-                self._settle(time.monotonic() + 30.0, until_closed=True)
-            if self.pending:  # the database is down: keep trying
-                self._due.set()
+                done = self._settle_once(time.monotonic() + PASS_S)
+            if done:
+                attempt = 0
+                continue
+            self._closed.wait(_pause(attempt))  # the database is down or slow: again
+            attempt += 1
+            self._due.set()
+
+
+def _pause(attempt: int) -> float:
+    return RETRY_S[min(attempt, len(RETRY_S) - 1)]
 
 
 def _after_fork_in_child() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 
 from gateway.store.db import Database
 from gateway.store.pgpipeline import PipelinedWriter
+from tests.gateway.audit.helpers import wait_for
 
 
 @pytest.fixture
@@ -97,6 +99,27 @@ def test_a_transient_failure_is_retried_until_it_commits(
     assert writer.confirm()
     assert stored(db) == [b"retried"]
     assert writer.lost == 0
+
+
+def test_while_the_database_is_down_sends_fail_fast_and_nothing_handed_is_forgotten(
+    db: Database, writer: PipelinedWriter
+) -> None:
+    writer.send("INSERT INTO handed VALUES ($1)", [b"before"])
+    assert writer.confirm()
+    reachable, writer._conninfo = writer._conninfo, b"host=127.0.0.1 port=1"  # down
+    pid = writer._pg.backend_pid  # type: ignore[union-attr]
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    writer.send("INSERT INTO handed VALUES ($1)", [b"in flight"])  # onto the dead socket
+    wait_for(lambda: writer._pg is None, timeout=10, what="the confirmer to see it broken")
+    started = time.monotonic()
+    with pytest.raises(sa.exc.OperationalError):  # no connection takes it: the caller hears
+        writer.send("INSERT INTO handed VALUES ($1)", [b"refused"])
+    assert time.monotonic() - started < 1.0  # not held behind the confirmer's back-off
+    assert writer.pending == 1  # 'in flight' waits to be sent again
+    writer._conninfo = reachable  # the database is back
+    assert writer.confirm()
+    assert stored(db) == [b"before", b"in flight"]
 
 
 def test_no_server_to_hand_to_raises_without_parameters() -> None:

@@ -205,12 +205,9 @@ class PipelinedWriter:
         """Under the lock, one pass: re-send what needs it, read results until none is
         in flight or ``deadline``; True when nothing is left unconfirmed."""
         try:
-            if self._resend:
-                pg = self._connection()
-                again, self._resend = self._resend, []
-                for statement in again:
-                    self._write(pg, statement)
-                    self._inflight.append(statement)
+            while self._resend:  # one at a time: a failure keeps the rest listed
+                self._write(self._connection(), self._resend[0])
+                self._inflight.append(self._resend.pop(0))
             while self._inflight:
                 pg = self._connection()
                 self._read_ready(pg)

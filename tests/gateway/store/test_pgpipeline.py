@@ -10,11 +10,12 @@ import os
 import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
 from gateway.store.db import Database
-from gateway.store.pgpipeline import PipelinedWriter
+from gateway.store.pgpipeline import PipelinedWriter, Statement
 from tests.gateway.audit.helpers import wait_for
 
 
@@ -120,6 +121,24 @@ def test_while_the_database_is_down_sends_fail_fast_and_nothing_handed_is_forgot
     writer._conninfo = reachable  # the database is back
     assert writer.confirm()
     assert stored(db) == [b"before", b"in flight"]
+
+
+def test_a_connection_lost_while_re_sending_forgets_none_of_the_rest(
+    db: Database, writer: PipelinedWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer._resend = [Statement(b"INSERT INTO handed VALUES ($1)", (b"%d" % i,))
+                      for i in range(3)]  # as after a broken connection
+    real, calls = writer._write, []
+
+    def drops_on_the_second(pg, statement) -> None:
+        calls.append(statement)
+        if len(calls) == 2:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        real(pg, statement)
+
+    monkeypatch.setattr(writer, "_write", drops_on_the_second)
+    assert writer.confirm()
+    assert stored(db) == [b"0", b"1", b"2"]
 
 
 def test_no_server_to_hand_to_raises_without_parameters() -> None:

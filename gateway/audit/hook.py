@@ -43,8 +43,7 @@ commit (``group.py``). A record alone commits without waiting for the disk
 PostgreSQL without waiting for the INSERT's answer either: it is written to the
 database's connection before the answer leaves and confirmed (or sent again) later
 (``gateway/store/pgpipeline.py``). One that carries XUA replay tokens waits for the
-flush. The view's ``finish_audit`` on
-close is then a no-op.
+flush. The view's ``finish_audit`` on close is then a no-op.
 Its XUA replay tokens, which the gate left to it (``defer_replay``), go first
 into that same commit (``deferred.py``); if one was taken, ``answered`` returns
 the gate's replay refusal to send instead. If the handler wrote data after all,

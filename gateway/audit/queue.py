@@ -287,7 +287,7 @@ class AuditQueue:
         disk within a fraction of a second; a replay token, whose loss would let a
         replay through, always takes the full flush."""
         if rows:
-            self.database.relaxed_hand_over(lambda driver: insert_inbox_rows(driver, rows))
+            self.database.relaxed_write(lambda driver: insert_inbox_rows(driver, rows))
 
     def index_pending(self, limit: int = INDEX_BATCH) -> int:
         """Move up to ``limit`` inbox rows into the indexed tables, in one transaction;

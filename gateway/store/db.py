@@ -156,15 +156,11 @@ class Database:
                     raise
 
     def relaxed_write(self, fn: Callable[[Any], None]) -> None:
-        """``fn(driver_connection)`` committed without waiting for the disk, on a
-        dedicated connection: for a read's audit record (``gateway/store/relaxed.py``)."""
+        """``fn`` writes one statement committed without waiting for the disk, on a
+        dedicated connection: for a read's audit record (``gateway/store/relaxed.py``).
+        On PostgreSQL ``fn`` gets a ``gateway.store.pgpipeline.PipelinedWriter``
+        (``send``): the statement is handed over, its commit confirmed later."""
         self._relaxed.write(fn)
-
-    def relaxed_hand_over(self, fn: Callable[[Any], None]) -> None:
-        """``relaxed_write``, but on PostgreSQL without waiting for the statement's
-        answer: ``fn`` gets a ``gateway.store.pgpipeline.PipelinedWriter`` (``send``),
-        and the commit is confirmed (or the statement re-sent) later."""
-        self._relaxed.hand_over(fn)
 
     def handed(self) -> dict[str, int] | None:
         """This process's handed-over statements not confirmed yet, and those refused
@@ -174,7 +170,7 @@ class Database:
                                                "lost": pipeline.lost}
 
     def confirm_handed(self, timeout: float = 10.0) -> bool:
-        """Wait until what this process handed over (``relaxed_hand_over``) is confirmed
+        """Wait until what this process handed over (``relaxed_write``) is confirmed
         committed: a reader in this process then sees it. True at once on SQLite."""
         pipeline = self._relaxed.pipeline
         return pipeline is None or pipeline.confirm(timeout)

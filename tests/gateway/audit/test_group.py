@@ -142,8 +142,8 @@ def test_records_alone_commit_relaxed_and_replay_tokens_never(db, monkeypatch) -
     PostgreSQL, the wait for its answer (pgpipeline.py); a replay token may not: after a
     power cut a lost token would let the replay through."""
     relaxed: list[int] = []
-    real = db.relaxed_hand_over
-    monkeypatch.setattr(db, "relaxed_hand_over", lambda fn: (relaxed.append(1), real(fn))[1])
+    real = db.relaxed_write
+    monkeypatch.setattr(db, "relaxed_write", lambda fn: (relaxed.append(1), real(fn))[1])
     queue = AuditQueue(db)
     assert queue.stage_now([b"<read/>", b"<alert/>"])
     assert queue.stage_now([b"<query/>"], guard=tokens(db, "xua:assertion:relaxed"))

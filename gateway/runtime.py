@@ -42,6 +42,7 @@ class Runtime:
         # Migrations take a lock, so workers starting together migrate once.
         ensure_current(config.database_url)
         database = Database(config.database_url, pool_size=config.server.threads)
+        database.confirm_handed(timeout=0)  # a crashed worker's spooled audit rows, now
         blobs = FileBlobStore(config.data_dir / "blobs")
         auditor = Auditor.from_config(config, database)
         sender = None

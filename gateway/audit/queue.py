@@ -24,7 +24,6 @@ and never breaks the caller's transaction with a key violation.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
@@ -46,8 +45,8 @@ from gateway.audit.models import (
 from gateway.config import AuditDestination
 from gateway.store.db import Database
 from gateway.store.driver import driver_of
+from gateway.store.inbox import insert_inbox_rows
 from gateway.store.models import utcnow
-from gateway.store.pgpipeline import PipelinedWriter
 from profiles.atna.codec import audit_message_to_bytes
 from profiles.atna.message import AuditError, AuditMessage
 from profiles.atna.recipe import is_recipe, rebuild
@@ -55,24 +54,6 @@ from profiles.atna.record import AuditRecord, audit_record, record_from_xml
 
 log = logging.getLogger("gateway.audit")
 INDEX_BATCH = 500
-
-
-def insert_inbox_rows(driver, rows: Sequence[bytes]) -> None:
-    """Inbox rows in one INSERT through the driver's connection: inside the transaction
-    it has open (``driver_of``), or as a transaction of its own (``relaxed.py``, where
-    one statement is what makes several rows all or nothing). Every path that stages
-    records goes through here; it is the request path's one statement."""
-    inbox = AuditInboxEntry.__table__.name
-    if isinstance(driver, sqlite3.Connection):
-        values = ", ".join("(?)" for _ in rows)
-        driver.execute(f"INSERT INTO {inbox} (xml) VALUES {values}", tuple(rows))
-    elif isinstance(driver, PipelinedWriter):  # handed over, confirmed later
-        values = ", ".join(f"(${i})" for i in range(1, len(rows) + 1))
-        driver.send(f"INSERT INTO {inbox} (xml) VALUES {values}", rows)
-    else:  # psycopg: binary parameters
-        values = ", ".join(f"(%(r{i})b::bytea)" for i in range(len(rows)))
-        driver.execute(f"INSERT INTO {inbox} (xml) VALUES {values}",
-                       {f"r{i}": row for i, row in enumerate(rows)})
 
 
 def destination_key(destination: AuditDestination) -> str:
@@ -281,13 +262,14 @@ class AuditQueue:
         return True
 
     def _rows_alone(self, rows: list[bytes]) -> None:
-        """Records with nothing else to commit (a read's, a refusal's) in a relaxed commit
-        of their own: with the database before the caller returns (SQLite: committed;
+        """Records with nothing else to commit (a read's, a refusal's), handed over
+        without waiting for the disk: with the kernel before the caller returns (SQLite:
+        appended to this process's spool, moved into the inbox soon, ``spool.py``;
         PostgreSQL: written to its connection, confirmed later, ``pgpipeline.py``), on
         disk within a fraction of a second; a replay token, whose loss would let a
         replay through, always takes the full flush."""
         if rows:
-            self.database.relaxed_write(lambda driver: insert_inbox_rows(driver, rows))
+            self.database.hand_over_inbox_rows(rows)
 
     def index_pending(self, limit: int = INDEX_BATCH) -> int:
         """Move up to ``limit`` inbox rows into the indexed tables, in one transaction;
@@ -363,6 +345,9 @@ class AuditQueue:
             .where(d.state == PENDING)
             .group_by(d.destination)
         )
+        # Before the counts: a row moved from the spool to the inbox meanwhile is counted
+        # twice, never missed.
+        handed = self.database.handed()  # reads' records not in the database yet
         with self.database.session() as session:
             if self.database.dialect == "postgresql":
                 # One snapshot for every count below: under READ COMMITTED each statement
@@ -384,7 +369,6 @@ class AuditQueue:
         report: dict = {
             "pending": 0, "undeliverable": failed, "unindexed": unindexed, "destinations": {}
         }
-        handed = self.database.handed()  # PostgreSQL: this process's reads' records
         if handed is not None:
             report["handed"] = handed
         for key in sorted(set(rows) | set(self._keys)):

@@ -14,7 +14,10 @@ per process that does not wait for the flush:
   ``wal_writer_delay`` (0.6 s by default), so a crash of the database server or of its
   machine loses at most the records of that last fraction of a second;
 * SQLite: ``synchronous = NORMAL`` on that connection, and ``WalFlusher`` fsyncs the
-  WAL within ``RELAXED_FLUSH_S`` (SQLite has no writer thread of its own).
+  WAL within ``RELAXED_FLUSH_S`` (SQLite has no writer thread of its own). On a
+  database file a read's record normally skips even that transaction: it is appended
+  to the process's spool and moved into the database soon after (``spool.py``); this
+  connection takes it when the spool cannot (a full disk), and in-memory databases.
 
 Any FULL commit (a registration, an XUA replay token) flushes earlier ones too. A
 replay token never goes this way: after a power cut a lost token would let its

@@ -18,13 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import weakref
+
+from gateway.store.soon import Soon
 
 log = logging.getLogger(__name__)
 
 RELAXED_FLUSH_S = 0.2  # a relaxed commit is on disk at most this long after it returns
-
-_ALL: weakref.WeakSet[WalFlusher] = weakref.WeakSet()
 
 
 class WalFlusher:
@@ -35,22 +34,11 @@ class WalFlusher:
         self.path = database_path + "-wal"
         self.delay = delay
         self.flushed = threading.Event()  # set after each fsync (tests await it)
-        self._due = threading.Event()
-        self._closed = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        _ALL.add(self)
+        self._worker = Soon(self._flush_logged, delay, "sqlite-wal-flusher")
 
     def soon(self) -> None:
         """A relaxed commit just returned: flush it within ``delay``."""
-        self._due.set()
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None and not self._closed.is_set():
-                    self._thread = threading.Thread(
-                        target=self._run, name="sqlite-wal-flusher", daemon=True
-                    )
-                    self._thread.start()
+        self._worker.ask()
 
     def flush(self) -> None:
         """fsync the WAL now (it may not exist: nothing was written since a checkpoint)."""
@@ -67,34 +55,11 @@ class WalFlusher:
     def close(self) -> None:
         """Stop the thread and flush what is pending (``Database.dispose``); a later
         ``soon()`` starts a new thread."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            if thread is not None:
-                self._closed.set()
-                self._due.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-        self._closed.clear()
-        self._flush_logged()
+        self._worker.close()
 
-    def _run(self) -> None:
-        while not self._closed.is_set():
-            self._due.wait()
-            self._closed.wait(self.delay)  # let the commits of the next moments join
-            self._due.clear()  # a commit after this re-arms; one before is flushed below
-            self._flush_logged()
-
-    def _flush_logged(self) -> None:
+    def _flush_logged(self) -> bool:
         try:
             self.flush()
         except OSError as exc:  # the next FULL commit flushes anyway; say why it failed
             log.error("could not flush the SQLite WAL %s: %s", self.path, exc)
-
-
-def _after_fork_in_child() -> None:
-    # The parent's thread does not exist in a forked child: start one when needed.
-    for flusher in list(_ALL):
-        flusher._thread, flusher._lock = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+        return True

@@ -128,6 +128,7 @@ def test_a_query_is_staged_by_finish_and_found_by_search_before_indexing(db, aud
     audit.known(transaction="ITI-38", message_id="urn:uuid:q-1")
     audit.note(patient_ids=[PATIENT], query=b"<AdhocQueryRequest/>", query_id="urn:uuid:q")
     audit.finish(transaction="ITI-38", outcome="success")
+    assert db.confirm_handed()  # a read's record: spooled (SQLite) or pipelined (PostgreSQL)
     assert (count(db, AuditInboxEntry), count(db, AuditEntry)) == (1, 0)
     assert AuditQueue(db).backlog()["unindexed"] == 1
     criteria = AuditQuery(patient="P-7", event="ITI-38", outcome="success", user="anonymous")

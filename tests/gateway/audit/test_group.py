@@ -138,12 +138,13 @@ def test_a_failed_commit_with_a_guard_stores_neither(db, monkeypatch) -> None:
 
 
 def test_records_alone_commit_relaxed_and_replay_tokens_never(db, monkeypatch) -> None:
-    """A read's record may skip the disk flush (gateway/store/relaxed.py) and, on
-    PostgreSQL, the wait for its answer (pgpipeline.py); a replay token may not: after a
+    """A read's record may skip the disk flush and the wait for the database (SQLite:
+    spool.py; PostgreSQL: pgpipeline.py); a replay token may not: after a
     power cut a lost token would let the replay through."""
     relaxed: list[int] = []
-    real = db.relaxed_write
-    monkeypatch.setattr(db, "relaxed_write", lambda fn: (relaxed.append(1), real(fn))[1])
+    real = db.hand_over_inbox_rows
+    monkeypatch.setattr(db, "hand_over_inbox_rows",
+                        lambda rows: (relaxed.append(1), real(rows))[1])
     queue = AuditQueue(db)
     assert queue.stage_now([b"<read/>", b"<alert/>"])
     assert queue.stage_now([b"<query/>"], guard=tokens(db, "xua:assertion:relaxed"))

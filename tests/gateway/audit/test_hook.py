@@ -12,6 +12,7 @@ from lxml import etree
 from gateway.audit.hook import Auditor, RequestFacts
 from gateway.audit.models import AuditEntry
 from gateway.audit.queue import AuditQueue
+from gateway.store import migrate
 from gateway.store.db import Database
 from gateway.store.models import Blob
 from profiles.atna.codec import parse_audit_message
@@ -141,15 +142,23 @@ def test_an_authentication_failure_recorded_by_the_pipeline_replaces_the_fallbac
 
 
 def test_finish_never_raises_when_the_database_is_gone(tmp_path, caplog) -> None:
-    broken = Database(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables
+    """A read's record waits in the spool while the database cannot take it, and goes in
+    once it can; a record that must commit now fails with a log line; no PHI logged."""
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    broken = Database(url)  # no tables
     auditor = Auditor(AuditQueue(broken), SOURCE, node=Endpoint("ihe-gateway"))
-    with caplog.at_level(logging.ERROR, logger="gateway.audit"):
+    with caplog.at_level(logging.ERROR):
         audit = auditor.request(FACTS)
         audit.record(query_message(1))
-        audit.finish(transaction="ITI-38", outcome="success")
+        audit.finish(transaction="ITI-38", outcome="success")  # spooled: nothing raised
+        assert not broken.confirm_handed(timeout=0)  # the inbox is missing: kept
         assert auditor.application_activity(True) is False
-    assert "could not store 1 audit record(s) for request req-1: OperationalError" in caplog.text
+    assert "could not store a node audit event" in caplog.text
+    assert "spooled audit rows not moved yet: OperationalError" in caplog.text
     assert "P-1" not in caplog.text and "Jane" not in caplog.text  # no statement parameters
+    migrate.upgrade(url)  # the database is back
+    assert broken.confirm_handed(timeout=5)
+    assert AuditQueue(broken).index_all() == 1
     broken.dispose()
 
 

@@ -31,7 +31,6 @@ from sqlalchemy.pool import StaticPool
 from gateway.store.driver import driver_errors, postgres_connect_args
 from gateway.store.inbox import insert_inbox_rows
 from gateway.store.relaxed import RelaxedWriter
-from gateway.store.spool import RowSpool
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +76,7 @@ class Database:
             expire_on_commit=False,
         )
         _dispose_in_forked_children(self.engine)
-        self._relaxed = RelaxedWriter(self.url, self.engine, set_up_sqlite)
-        spooled = self.dialect == "sqlite" and self.url.database not in (None, "", ":memory:")
-        self._spool = (RowSpool(f"{self.url.database}.spool", self._move_spooled)
-                       if spooled else None)
+        self._relaxed = RelaxedWriter(self.url, self.engine, set_up_sqlite, self._move_spooled)
 
     @property
     def dialect(self) -> str:
@@ -170,16 +166,9 @@ class Database:
     def hand_over_inbox_rows(self, rows: list[bytes]) -> None:
         """Audit inbox rows of a request that wrote nothing (``AuditQueue._rows_alone``),
         with the kernel when this returns, in the inbox soon after: on a SQLite file
-        appended to this process's spool (``gateway/store/spool.py``; if the spool cannot
-        take them, a relaxed commit instead), on PostgreSQL handed to the pipeline."""
-        if self._spool is not None:
-            try:
-                self._spool.append(rows)
-                return
-            except OSError as exc:
-                log.error("audit spool unavailable (%s): committing the record instead",
-                          exc.strerror or type(exc).__name__)
-        self.relaxed_write(lambda driver: insert_inbox_rows(driver, rows))
+        appended to this process's spool (``gateway/store/spool.py``), on PostgreSQL
+        handed to the pipeline (``relaxed.py`` chooses)."""
+        self._relaxed.hand_over_rows(rows)
 
     def _move_spooled(self, rows: list[bytes]) -> None:
         with self.driver_transaction() as driver:  # a FULL commit: on disk when it returns
@@ -188,30 +177,22 @@ class Database:
     def handed(self) -> dict[str, int] | None:
         """What was handed over and is not in the database yet, for ``/healthz``: this
         process's unconfirmed PostgreSQL statements and those refused (lost); on a
-        SQLite file, every process's spooled segments and bytes; None otherwise."""
-        if self._spool is not None:
-            return self._spool.backlog()
-        pipeline = self._relaxed.pipeline
-        return None if pipeline is None else {"unconfirmed": pipeline.pending,
-                                               "lost": pipeline.lost}
+        SQLite file, this process's unconfirmed rows and every process's spooled
+        segments and bytes; None otherwise."""
+        return self._relaxed.handed()
 
     def confirm_handed(self, timeout: float = 10.0) -> bool:
         """Wait until what was handed over is in the database: this process's pipelined
-        statements on PostgreSQL (``relaxed_write``) confirmed; on a SQLite file, every
-        process's spooled rows moved (each live process seals its segment within
-        ``RELAXED_FLUSH_S``). A reader then sees them; False if ``timeout`` passed first."""
-        if self._spool is not None:
-            return self._spool.settle(timeout)
-        pipeline = self._relaxed.pipeline
-        return pipeline is None or pipeline.confirm(timeout)
+        statements on PostgreSQL confirmed; on a SQLite file, every process's spooled
+        rows moved (each live process seals its segment within ``RELAXED_FLUSH_S``). A
+        reader then sees them; False if ``timeout`` passed first."""
+        return self._relaxed.confirm(timeout)
 
     def dispose(self) -> None:
-        """Close every pooled connection (at shutdown, or in tests), and the relaxed
-        writer's, after flushing what it committed."""
-        if self._spool is not None:
-            self._spool.close()  # moves what is spooled: the engine must still work
-        self.engine.dispose()
+        """Move what is spooled and confirm what was handed over, then close every
+        pooled connection (at shutdown, or in tests) and the relaxed writer's."""
         self._relaxed.close()
+        self.engine.dispose()
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"

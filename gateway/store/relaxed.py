@@ -28,6 +28,7 @@ when it broke (a server restart), so a dropped connection costs no record.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -37,20 +38,28 @@ from typing import Any
 from sqlalchemy.engine import URL, Engine
 
 from gateway.store.driver import driver_errors
+from gateway.store.inbox import insert_inbox_rows
 from gateway.store.pgpipeline import PipelinedWriter
+from gateway.store.spool import RowSpool
 from gateway.store.walsync import WalFlusher
+
+log = logging.getLogger(__name__)
 
 
 class RelaxedWriter:
-    """``write(fn)``: ``fn`` writes one statement, committed relaxed."""
+    """``write(fn)``: ``fn`` writes one statement, committed relaxed; ``hand_over_rows``:
+    audit inbox rows handed over the cheapest way the database allows."""
 
-    def __init__(self, url: URL, engine: Engine, sqlite_setup: Callable[[Any], None]) -> None:
+    def __init__(self, url: URL, engine: Engine, sqlite_setup: Callable[[Any], None],
+                 move_rows: Callable[[list[bytes]], None]) -> None:
+        """``move_rows``: inbox rows in one FULL commit (the spool's moves)."""
         self.url, self.engine, self._sqlite_setup = url, engine, sqlite_setup
         postgres = engine.dialect.name == "postgresql"
         self.pipeline = PipelinedWriter(url) if postgres else None
         self._memory = not postgres and url.database in (None, "", ":memory:")
         file = not postgres and not self._memory
         self.flusher = WalFlusher(url.database) if file else None  # type: ignore[arg-type]
+        self.spool = RowSpool(f"{url.database}.spool", move_rows) if file else None
         self._lock = threading.Lock()
         self._driver: sqlite3.Connection | None = None
         self._pid = 0
@@ -75,9 +84,40 @@ class RelaxedWriter:
         if self.flusher is not None:
             self.flusher.soon()
 
+    def hand_over_rows(self, rows: list[bytes]) -> None:
+        """Audit inbox rows of a request that wrote nothing, with the kernel when this
+        returns and in the inbox soon after: on a SQLite file appended to the process's
+        spool (``spool.py``), else (or if the spool cannot take them) a relaxed
+        ``write``, which on PostgreSQL is handed to the pipeline."""
+        if self.spool is not None:
+            try:
+                self.spool.append(rows)
+                return
+            except OSError as exc:
+                log.error("audit spool unavailable (%s): committing the record instead",
+                          exc.strerror or type(exc).__name__)
+        self.write(lambda driver: insert_inbox_rows(driver, rows))
+
+    def handed(self) -> dict[str, int] | None:
+        """What was handed over and is not in the database yet (``/healthz``): the
+        spool's backlog, or PostgreSQL's unconfirmed and lost statements; None else."""
+        if self.spool is not None:
+            return self.spool.backlog()
+        if self.pipeline is not None:
+            return {"unconfirmed": self.pipeline.pending, "lost": self.pipeline.lost}
+        return None
+
+    def confirm(self, timeout: float) -> bool:
+        """Wait until what was handed over is in the database (``Database.confirm_handed``)."""
+        if self.spool is not None:
+            return self.spool.settle(timeout)
+        return self.pipeline is None or self.pipeline.confirm(timeout)
+
     def close(self) -> None:
-        """Close the connection (flushing SQLite's WAL first, confirming what was handed
-        to PostgreSQL); a later write reopens."""
+        """Move what is spooled, close the connection (flushing SQLite's WAL first,
+        confirming what was handed to PostgreSQL); a later write reopens."""
+        if self.spool is not None:
+            self.spool.close()
         if self.pipeline is not None:
             self.pipeline.close()
         with self._lock:

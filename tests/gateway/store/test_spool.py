@@ -8,6 +8,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def segments(db: Database) -> list[str]:
 
 
 def test_rows_are_spooled_at_once_and_moved_without_asking(sqlite_db: Database) -> None:
-    spool, gate = sqlite_db._spool, threading.Event()
+    spool, gate = sqlite_db._relaxed.spool, threading.Event()
     real_pass = spool._worker.work
     spool._worker.work = lambda: (gate.wait(10), real_pass())[1]  # waits for the checks
     sqlite_db.hand_over_inbox_rows([b"{one}", b"{two}"])
@@ -50,7 +51,7 @@ def test_rows_are_spooled_at_once_and_moved_without_asking(sqlite_db: Database) 
     assert sqlite_db.handed()["segments"] == 1
     assert sqlite_db.handed()["unconfirmed"] == 2
     gate.set()
-    assert sqlite_db._spool.moved.wait(10)  # the spool's thread: sealed, then moved
+    assert sqlite_db._relaxed.spool.moved.wait(10)  # the spool's thread: sealed, then moved
     assert inbox(sqlite_db) == [b"{one}", b"{two}"]
     assert segments(sqlite_db) == []
     assert sqlite_db.handed() == {"unconfirmed": 0, "segments": 0, "bytes": 0, "torn_bytes": 0}
@@ -59,7 +60,7 @@ def test_rows_are_spooled_at_once_and_moved_without_asking(sqlite_db: Database) 
 def test_a_search_settles_the_spool_first(sqlite_db: Database) -> None:
     from gateway.audit.queue import AuditQueue
 
-    sqlite_db._spool.delay = 60  # the thread would not move them in time
+    sqlite_db._relaxed.spool.delay = 60  # the thread would not move them in time
     rows = [b"{read %d}" % i for i in range(200)]
     for row in rows:
         sqlite_db.hand_over_inbox_rows([row])
@@ -89,11 +90,11 @@ def test_rows_of_a_process_that_died_are_moved(sqlite_db: Database) -> None:
 def test_a_live_segment_of_another_process_is_left_to_it(sqlite_db: Database) -> None:
     other = Database(str(sqlite_db.url))  # as another worker: its own segment and lock
     try:
-        other._spool.delay = 60
+        other._relaxed.spool.delay = 60
         other.hand_over_inbox_rows([b"{the other's}"])
         assert not sqlite_db.confirm_handed(timeout=0)  # locked: not ours to move
         assert inbox(sqlite_db) == []
-        other._spool._seal()  # its thread seals within delay; done here at once
+        other._relaxed.spool._seal()  # its thread seals within delay; done here at once
         assert sqlite_db.confirm_handed(timeout=5)
         assert inbox(sqlite_db) == [b"{the other's}"]
     finally:
@@ -144,13 +145,13 @@ def test_when_the_spool_cannot_write_the_record_is_committed_instead(
     def full(*_args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sqlite_db._spool, "append", full)
+    monkeypatch.setattr(sqlite_db._relaxed.spool, "append", full)
     sqlite_db.hand_over_inbox_rows([b"{committed}"])
     assert inbox(sqlite_db) == [b"{committed}"]  # the relaxed commit, done on return
 
 
 def test_a_forked_child_writes_its_own_segment(sqlite_db: Database) -> None:
-    sqlite_db._spool.delay = 60
+    sqlite_db._relaxed.spool.delay = 60
     sqlite_db.hand_over_inbox_rows([b"{parent}"])
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -166,3 +167,17 @@ def test_a_forked_child_writes_its_own_segment(sqlite_db: Database) -> None:
     sqlite_db.hand_over_inbox_rows([b"{parent again}"])
     assert sqlite_db.confirm_handed(timeout=5)
     assert sorted(inbox(sqlite_db)) == [b"{child}", b"{parent again}", b"{parent}"]
+
+
+def test_an_unnamed_segment_of_a_dead_process_is_removed_after_a_minute(
+    sqlite_db: Database,
+) -> None:
+    spool = Path(f"{sqlite_db.url.database}.spool")
+    spool.mkdir()
+    stale, fresh = spool / "1-1-1.new", spool / "2-1-2.new"  # created, never renamed
+    stale.touch()
+    fresh.touch()
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    assert sqlite_db.confirm_handed(timeout=0)  # neither is a segment to move
+    assert not stale.exists() and fresh.exists()  # the fresh one may still get its name

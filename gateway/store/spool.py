@@ -182,15 +182,26 @@ class RowSpool:
     # -- any process's side -----------------------------------------------------------
 
     def _segments(self) -> list[Path]:
+        """Every process's segments not moved yet; a ``.new`` one left for a minute (its
+        process died between creating and naming it: empty, renamed before its first
+        append) is removed on the way."""
         try:
             names = sorted(os.listdir(self.directory))
         except FileNotFoundError:
             return []
-        return [self.directory / n for n in names if n.endswith((".open", ".sealed"))]
+        found = []
+        for name in names:
+            path = self.directory / name
+            if name.endswith((".open", ".sealed")):
+                found.append(path)
+            elif name.endswith(".new"):
+                with contextlib.suppress(OSError):
+                    if time.time() - path.stat().st_mtime > STALE_NEW_S:
+                        path.unlink()
+        return found
 
     def _move_ready(self) -> None:
         """Move every segment nobody writes to: sealed, or its owner gone."""
-        self._remove_stale_new()
         moved = 0
         for path in self._segments():
             if path == self._path:
@@ -226,20 +237,6 @@ class RowSpool:
             return len(rows)
         finally:
             os.close(fd)
-
-
-    def _remove_stale_new(self) -> None:
-        """A ``.new`` segment is renamed before its first append; one left for a minute
-        is a process's that died in between: empty, nothing to move."""
-        try:
-            stale = [self.directory / n for n in os.listdir(self.directory)
-                     if n.endswith(".new")]
-        except FileNotFoundError:
-            return
-        for path in stale:
-            with contextlib.suppress(OSError):
-                if time.time() - path.stat().st_mtime > STALE_NEW_S:
-                    path.unlink()
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -29,7 +29,8 @@ class Soon:
         return self._thread is not None
 
     def ask(self) -> None:
-        self._due.set()
+        if not self._due.is_set():  # set() takes a lock and notifies: once per delay
+            self._due.set()
         if self._thread is None:
             with self._lock:
                 if self._thread is None and not self._closed.is_set():

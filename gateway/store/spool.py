@@ -155,20 +155,23 @@ class RowSpool:
         return fd
 
     def _seal(self) -> None:
-        with self._lock:
+        with self._lock:  # appends from now on open the next segment ...
             fd, path = self._fd, self._path
             if fd is None or path is None:
                 return
             self._fd = self._path = None
-            try:
-                os.fsync(fd)
-                sealed = path.with_suffix(".sealed")
-                os.rename(path, sealed)
-                self._sealed[sealed] = self._live_rows
-                self._live_rows = 0
-                _fsync_directory(self.directory)
-            finally:
-                os.close(fd)  # the lock goes with it
+            rows, self._live_rows = self._live_rows, 0
+        # ... so no request waits for these two fsyncs (milliseconds each)
+        try:
+            os.fsync(fd)
+            sealed = path.with_suffix(".sealed")
+            os.rename(path, sealed)
+            path = sealed
+            _fsync_directory(self.directory)
+        finally:
+            with self._lock:
+                self._sealed[path] = rows  # unlocked below: any process may move it
+            os.close(fd)  # the lock goes with it
 
     def _pass(self) -> bool:
         try:

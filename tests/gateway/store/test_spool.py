@@ -181,3 +181,37 @@ def test_an_unnamed_segment_of_a_dead_process_is_removed_after_a_minute(
     os.utime(stale, (an_hour_ago, an_hour_ago))
     assert sqlite_db.confirm_handed(timeout=0)  # neither is a segment to move
     assert not stale.exists() and fresh.exists()  # the fresh one may still get its name
+
+
+def test_a_request_does_not_wait_for_the_seals_fsync(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.store.spool as spool_module
+
+    spool = sqlite_db._relaxed.spool
+    spool.delay = 60  # only the pass below seals
+    sqlite_db.hand_over_inbox_rows([b"{first}"])
+    in_fsync, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        in_fsync.set()
+        release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(spool_module.os, "fsync", slow_fsync)
+    sealing = threading.Thread(target=spool._pass)
+    sealing.start()
+    try:
+        assert in_fsync.wait(10)
+        appended = threading.Thread(target=sqlite_db.hand_over_inbox_rows, args=([b"{next}"],))
+        appended.start()
+        appended.join(5)
+        assert not appended.is_alive()  # into the next segment while the first is synced
+        assert len(segments(sqlite_db)) == 2
+    finally:
+        release.set()
+        sealing.join(10)
+    monkeypatch.undo()
+    assert sqlite_db.confirm_handed(timeout=5)
+    assert inbox(sqlite_db) == [b"{first}", b"{next}"]

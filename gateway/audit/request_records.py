@@ -90,6 +90,8 @@ def outbound_records(
 ) -> list:
     """Our own calls as initiator (ITI-38/39 to partners): one record per call noted, as
     its recipe (built into the record off the request path, as the responder's is)."""
+    if not noted.outbound:
+        return []  # most requests call no one
     node = auditor.node
     us = Endpoint(ANONYMOUS, host=node.host, process_id=node.process_id)
     return [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -94,6 +96,48 @@ def test_facts_the_builder_refuses_become_the_security_alert() -> None:
     assert alert.event.event_id.code == "110113"
 
 
-def test_an_unreadable_recipe_is_an_audit_error() -> None:
+@pytest.mark.parametrize("payload", [b'{"v": 1, "t": "ITI-38"}', b"[1, 2]", b"{not json",
+                                     b'{"v": 3}'])
+def test_an_unreadable_recipe_is_an_audit_error(payload: bytes) -> None:
     with pytest.raises(AuditError):
-        rebuild(b'{"v": 1, "t": "ITI-38"}')
+        rebuild(payload)
+
+
+def _query_recipe(query: bytes) -> bytes:
+    occasion = Occasion(SOURCE, datetime(2026, 11, 26, tzinfo=UTC), EventOutcome.SUCCESS)
+    facts = AuditFacts(query=query, query_id="urn:uuid:q-3", patient_ids=["P-1^^^&1.2.3&ISO"])
+    return transaction_recipe("ITI-18", Side.RESPONDER, occasion, initiator=INITIATOR,
+                              responder=RESPONDER, human=None, facts=facts, fallback_id="m",
+                              reporter=REPORTER, subject=RESPONDER.user_id)
+
+
+def _query_of(recipe: bytes) -> bytes:
+    (message,) = rebuild(recipe)
+    (query_object,) = [p for p in message.participant_objects if p.query is not None]
+    return query_object.query
+
+
+def test_a_utf8_query_is_kept_as_text_and_other_bytes_as_base64() -> None:
+    text = '<AdhocQueryRequest id="é"/>'.encode()
+    recipe = _query_recipe(text)
+    assert json.loads(recipe)["f"][0] == text.decode()
+    assert _query_of(recipe) == text
+    latin1 = b"<AdhocQueryRequest id='\xe9'/>"  # not UTF-8: base64, marked as such
+    recipe = _query_recipe(latin1)
+    assert json.loads(recipe)["f"][0] == ["b64", base64.b64encode(latin1).decode()]
+    assert _query_of(recipe) == latin1
+
+
+def test_a_version_1_recipe_with_a_base64_query_still_rebuilds() -> None:
+    query = b"<AdhocQueryRequest/>"
+    recipe = json.loads(_query_recipe(query))
+    recipe["v"], recipe["f"][0] = 1, base64.b64encode(query).decode()
+    assert _query_of(json.dumps(recipe).encode()) == query
+
+
+@pytest.mark.parametrize("query", [["hex", "00"], ["b64", "!!not base64!!"]])
+def test_a_query_in_an_unknown_encoding_is_an_audit_error(query) -> None:
+    recipe = json.loads(_query_recipe(b"<q/>"))
+    recipe["f"][0] = query
+    with pytest.raises(AuditError):
+        rebuild(json.dumps(recipe).encode())

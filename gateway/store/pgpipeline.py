@@ -106,7 +106,8 @@ class PipelinedWriter:
                 self._broken()
                 self._write(self._connection(), statement)
             self._inflight.append(statement)
-            self.confirmed.clear()
+            if self.confirmed.is_set():  # clear() and set() take a lock and notify
+                self.confirmed.clear()
         self._soon()
 
     def confirm(self, timeout: float = 10.0) -> bool:
@@ -227,7 +228,8 @@ class PipelinedWriter:
     # -- the confirmer -------------------------------------------------------------
 
     def _soon(self) -> None:
-        self._due.set()
+        if not self._due.is_set():
+            self._due.set()
         if self._thread is None:
             with self._lock:
                 if self._thread is None and not self._closed.is_set():

@@ -21,6 +21,17 @@ of queueing behind it. A re-sent audit row is harmless: the indexer stores each
 record once (same XML, same key).
 A statement refused for what it is (a constraint, bad data) would be refused again:
 it is logged as lost, loudly, and counted in ``lost``.
+
+Over TCP the connection is *corked* (Linux ``TCP_CORK``): a send copies the statement
+into the kernel's socket buffer and returns, and the confirmer uncorks it each pass,
+so the server gets the statements of the last moments in one burst. A send then costs
+a copy instead of a segment's way through the network stack, and the server wakes
+once per pass instead of once per record: measured on a local PostgreSQL, the record's
+hand-over 44 -> 19 us and the next request's own queries ~20 us less disturbed
+(``bench/README.md``). A crash of the gateway still loses nothing: the kernel sends
+what a socket holds when the process's sockets close, however it ends (tested with
+``os._exit``); the kernel also sends a corked buffer on its own after 200 ms or once a
+full segment is waiting.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import socket
 import threading
 import time
 import weakref
@@ -84,6 +96,7 @@ class PipelinedWriter:
         self._due = threading.Event()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
+        self._corked = False  # the connection's socket holds sends until a pass
         _ALL.add(self)
 
     @property
@@ -100,6 +113,7 @@ class PipelinedWriter:
             try:
                 pg = self._connection()
                 if len(self._inflight) >= READ_AT:
+                    self._uncork(pg)
                     self._read_ready(pg)
                 self._write(pg, statement)
             except psycopg.Error:  # lost (a server restart): once more, on a new one
@@ -152,8 +166,14 @@ class PipelinedWriter:
                 raise psycopg.OperationalError(f"connection failed: {message}")
             pg.enter_pipeline_mode()
             pg.nonblocking = 1
+            self._corked = _cork(pg.socket, 1)
             self._pg, self._pid, self._failed = pg, os.getpid(), ""
         return self._pg
+
+    def _uncork(self, pg: pq.abc.PGconn) -> None:
+        """Send what the kernel holds for the server now (corked again for the next)."""
+        if self._corked:
+            _cork(pg.socket, 0, 1)
 
     def _broken(self) -> None:
         """The connection failed: what it had in flight may or may not have committed."""
@@ -209,6 +229,8 @@ class PipelinedWriter:
             while self._resend:  # one at a time: a failure keeps the rest listed
                 self._write(self._connection(), self._resend[0])
                 self._inflight.append(self._resend.pop(0))
+            if self._inflight:
+                self._uncork(self._connection())
             while self._inflight:
                 pg = self._connection()
                 self._read_ready(pg)
@@ -254,6 +276,23 @@ class PipelinedWriter:
             self._closed.wait(_pause(attempt))  # the database is down or slow: again
             attempt += 1
             self._due.set()
+
+
+def _cork(fd: int, *states: int) -> bool:
+    """Set TCP_CORK on libpq's socket to each of ``states`` in turn (through a duplicate
+    descriptor: the socket is libpq's); False where there is none to set (a Unix
+    socket, not Linux)."""
+    if not hasattr(socket, "TCP_CORK"):
+        return False
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:  # closing it closes the duplicate
+            if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                return False
+            for state in states:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, state)
+    except OSError:  # a socket gone bad: reading it fails next, and the kernel sends
+        return False  # a corked buffer on its own within 200 ms anyway
+    return True
 
 
 def _pause(attempt: int) -> float:

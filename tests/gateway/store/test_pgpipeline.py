@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Iterator
 
@@ -179,3 +180,38 @@ def test_closing_confirms_what_was_handed(db: Database, writer: PipelinedWriter)
     db._relaxed.close()  # as Database.dispose does at shutdown
     assert writer.pending == 0
     assert len(stored(db)) == 20
+
+
+def _cork_state(writer: PipelinedWriter) -> int:
+    assert writer._pg is not None
+    with socket.socket(fileno=os.dup(writer._pg.socket)) as sock:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="TCP_CORK is Linux's")
+def test_sends_wait_corked_in_the_kernel_and_a_pass_sends_them(
+    db: Database, writer: PipelinedWriter, pg_url: str
+) -> None:
+    if sa.make_url(pg_url).host in (None, "") or sa.make_url(pg_url).host.startswith("/"):
+        pytest.skip("a Unix socket: nothing to cork")
+    writer.delay = 60  # no pass but the one asked for below
+    writer.send("INSERT INTO handed VALUES ($1)", [b"corked"])
+    assert _cork_state(writer) == 1
+    assert writer.confirm(5)  # the pass uncorks, reads the result, corks again
+    assert stored(db) == [b"corked"]
+    assert _cork_state(writer) == 1
+
+
+def test_what_a_dead_process_handed_over_still_commits(db: Database, pg_url: str) -> None:
+    pid = os.fork()
+    if pid == 0:  # the child: hands a statement over and dies before any pass
+        code = 2
+        try:
+            child = PipelinedWriter(sa.make_url(pg_url), delay=60)
+            child.send("INSERT INTO handed VALUES ($1)", [b"handed, then killed"])
+            code = 0
+        finally:
+            os._exit(code)  # no close, no confirm: only the kernel has the statement
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    wait_for(lambda: stored(db) == [b"handed, then killed"], timeout=10, what="the row")

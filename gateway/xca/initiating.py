@@ -140,8 +140,11 @@ class FanOut:
     def local_retrieve(self, documents: Sequence[DocumentRequest]) -> RetrieveResult | None:
         return None if self.repository is None else self.repository.retrieve(documents)
 
-    def query(self, calls: Sequence[QueryCall]) -> list[QueryAnswer | Failure]:
-        return self._run(calls, self._query_one, prepare=self._prepare_query)
+    def query(
+        self, calls: Sequence[QueryCall], meanwhile: Callable[[], object] | None = None
+    ) -> list[QueryAnswer | Failure]:
+        return self._run(calls, self._query_one, prepare=self._prepare_query,
+                         meanwhile=meanwhile)
 
     def retrieve(self, calls: Sequence[RetrieveCall]) -> list[RetrieveAnswer | Failure]:
         return self._run(calls, self._retrieve_one, prepare=self._prepare_retrieve)
@@ -216,19 +219,22 @@ class FanOut:
 
     # -- the fan-out ----------------------------------------------------------------------
 
-    def _run(self, calls: Sequence, one: Callable, *, prepare: Callable | None = None) -> list:
+    def _run(self, calls: Sequence, one: Callable, *, prepare: Callable | None = None,
+             meanwhile: Callable[[], object] | None = None) -> list:
         """``one(call, deadline)`` for every call in the pool; with ``prepare``,
         ``one(prepare(call), deadline)``, each request prepared here (envelope, XUA
         signature) and handed to the pool in bursts (``SUBMIT_EVERY_S``): every request
         is on the wire before the pool's threads, busy with the first answers, would
         compete with the rest, and the threads woken for one burst take the GIL from
         this one together, not once per request (500 requests handed over one at a time
-        measured up to 400 ms of preparation instead of 30 ms)."""
+        measured up to 400 ms of preparation instead of 30 ms). The first request goes
+        at once: the first answer, which the reading waits for, comes that much sooner.
+        Then ``meanwhile()``, while the partners think."""
         started = time.monotonic()
         deadline = started + self.deadline_seconds
         futures: list[Future | None] = [None] * len(calls)
         burst: list[tuple[int, Any, Any]] = []
-        flushed = time.monotonic()
+        flushed = started - SUBMIT_EVERY_S
         for index, call in enumerate(calls):
             item = call if prepare is None else _guarded(lambda c, _d: prepare(c), call, deadline)
             if isinstance(item, Failure):
@@ -239,6 +245,11 @@ class FanOut:
                 self._submit(burst, futures, one, deadline)
                 burst, flushed = [], time.monotonic()
         self._submit(burst, futures, one, deadline)
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except Exception:  # its work is done again after the answers, where needed
+                log.exception("work while the partners answer failed")
         # One wait for all (not one per completion: that re-arms every pending future),
         # then one for the answers still being read.
         wait(futures, timeout=max(0.0, deadline - time.monotonic()))

@@ -126,15 +126,24 @@ def call_outcome(answer: object) -> tuple[str, str | None]:
     return ("success" if status.endswith(":Success") else "error"), None
 
 
-def note_queries(ctx: Context, calls: list[QueryCall], answers: list) -> None:
-    """One initiator-side ITI-38 audit fact per partner called."""
-    for call, answer in zip(calls, answers, strict=False):
+def sent_queries(calls: list[QueryCall]) -> list[bytes]:
+    """Each call's AdhocQueryRequest as its audit record's ParticipantObjectQuery."""
+    return [etree.tostring(stored_query_to_xml(call.query)) for call in calls]
+
+
+def note_queries(ctx: Context, calls: list[QueryCall], answers: list,
+                 queries: list[bytes] | None = None) -> None:
+    """One initiator-side ITI-38 audit fact per partner called; ``queries`` as
+    ``sent_queries`` gave them while the partners thought (made here if missing)."""
+    if queries is None or len(queries) != len(calls):
+        queries = sent_queries(calls)
+    for call, answer, query in zip(calls, answers, queries, strict=False):
         outcome, reason = call_outcome(answer)
         param = PATIENT_PARAMS.get(call.query.name)
         patient = call.query.one(param) if param else None
         note(ctx, outbound=OutboundCall(
             "ITI-38", partner_endpoint(ctx.ports.xca, call.home_community_id, "ITI-38"),
-            outcome, query=etree.tostring(stored_query_to_xml(call.query)),
+            outcome, query=query,
             query_id=call.query.id, home_community_id=call.home_community_id,
             patient_ids=(patient,) if patient else (), reason=reason,
         ))
@@ -156,8 +165,10 @@ def handle(query: StoredQuery, ctx: Context) -> Merged:
             local = QueryResult(STATUSES["Success"], (), objects)
         elif not plan.calls and query.home is not None:
             raise XDSUnknownCommunity("this gateway has no local registry", location=local_home)
-    outcomes = xca.query(plan.calls) if plan.calls else []
-    note_queries(ctx, plan.calls, outcomes)
+    queries: list[bytes] = []  # the calls' audit facts, made while the partners think
+    outcomes = (xca.query(plan.calls, meanwhile=lambda: queries.extend(sent_queries(plan.calls)))
+                if plan.calls else [])
+    note_queries(ctx, plan.calls, outcomes, queries)
     return merge_query(outcomes, local=local, planning_errors=plan.errors)
 
 

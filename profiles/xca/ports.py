@@ -9,7 +9,7 @@ patient index and the local registry/repository. A call that fails comes back as
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,8 +77,12 @@ class InitiatingGateway(Protocol):
         """The local repository's answer; None when this gateway has no repository role."""
         ...
 
-    def query(self, calls: Sequence[QueryCall]) -> list[QueryAnswer | Failure]:
-        """Every call, in parallel, within the fan-out deadline; results in call order."""
+    def query(
+        self, calls: Sequence[QueryCall], meanwhile: Callable[[], object] | None = None
+    ) -> list[QueryAnswer | Failure]:
+        """Every call, in parallel, within the fan-out deadline; results in call order.
+        ``meanwhile`` runs in the calling thread once every request is on its way, while
+        the partners think: work that needs no answer (the calls' audit facts)."""
         ...
 
     def retrieve(self, calls: Sequence[RetrieveCall]) -> list[RetrieveAnswer | Failure]: ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -307,3 +308,48 @@ def test_plain_answers_are_relayed_and_unusual_ones_read_whole(pool, monkeypatch
     assert sorted(homes) == sorted([f"urn:oid:{GOOD1}"] * 3 + [f"urn:oid:{GOOD2}"] * 2)
     assert "urn:uuid:evil" not in {o.get("id") for o in el.iter(f"{{{RIM}}}ExtrinsicObject")}
     assert set(errors_of(el)) == {f"urn:oid:{FAULT}"}
+
+
+def test_meanwhile_runs_while_every_call_is_in_flight(pool):
+    """The calls' audit facts are made while the partners think: ``meanwhile`` runs once
+    every request is on its way (here the partners answer only after it ran), and one
+    that fails costs nothing but a log line."""
+    from gateway.transport import response
+
+    oids = ["1.2.6.1", "1.2.6.2"]
+    peers, ran = Peers(), threading.Event()
+    for oid in oids:
+        body = query_answer(oid, 2)
+        peers.behaviours[oid] = lambda r, body=body: (
+            ran.wait(5), response(200, "application/soap+xml", body))[1]
+    fanout = fanout_for(peers, oids, pool, deadline=10)
+    calls = ig_query.plan_query(find_documents(), fanout, HOME, None).calls
+    answers = fanout.query(calls, meanwhile=ran.set)
+    assert ran.is_set() and len(peers.requests) == 2
+    assert [type(a).__name__ for a in answers] == ["QueryAnswer", "QueryAnswer"]
+
+    def fails() -> None:
+        raise RuntimeError("a bug in the meanwhile work")
+
+    for oid in oids:
+        peers.answers(oid, 1)
+    answers = fanout.query(calls, meanwhile=fails)
+    assert [type(a).__name__ for a in answers] == ["QueryAnswer", "QueryAnswer"]
+
+
+def test_each_calls_audit_fact_holds_the_query_sent_to_that_partner(pool):
+    oids = ["1.2.7.1", "1.2.7.2"]
+    peers = Peers()
+    for oid in oids:
+        peers.answers(oid, 1)
+    fanout = fanout_for(peers, oids, pool)
+    noted: list = []
+    ctx = replace(context(fanout), audit=SimpleNamespace(note=lambda **f: noted.append(f)))
+    ig_query.handle(find_documents(), ctx)
+    calls = [f["outbound"] for f in noted if "outbound" in f]
+    assert [c.home_community_id for c in calls] == [f"urn:oid:{o}" for o in oids]
+    for call, request in zip(calls, sorted(peers.requests, key=lambda r: r.partner.bare_oid),
+                             strict=True):
+        sent = etree.fromstring(request.body).find(".//{*}AdhocQueryRequest")
+        assert etree.tostring(sent, method="c14n", exclusive=True) == etree.tostring(
+            etree.fromstring(call.query), method="c14n", exclusive=True)

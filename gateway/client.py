@@ -262,12 +262,14 @@ class OutboundClient:
                 answer_closers.append(message.close)
                 root, attachments = message.root, message.attachments
             else:
-                buf = bytearray()
+                chunks, size = [], 0
                 while chunk := stream.read(mtom.CHUNK):  # the deadline is checked per chunk
-                    buf += chunk
-                    if len(buf) > self.max_message_bytes:
+                    size += len(chunk)
+                    if size > self.max_message_bytes:
                         raise PartnerBadAnswer("the answer exceeds the size limit")
-                root = bytes(buf)
+                    chunks.append(chunk)
+                # one copy at most (a fan-out reads 500 answers, their bytes in one GIL)
+                root = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         except SoapFault as fault:
             raise PartnerBadAnswer(f"unreadable answer: {fault.reason}") from None
         except OutboundError:

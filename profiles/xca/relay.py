@@ -43,9 +43,8 @@ _LIST_START = re.compile(rb"<((?:" + _NAME + rb":)?RegistryObjectList)(?=[\s/>])
 # The rest of a start tag: attributes (quoted values may hold '>') up to '>' or '/>'.
 _ATTRIBUTES = rb"((?:[^>\"']|\"[^\"]*\"|'[^']*')*?)(/?)>"
 _TAG_REST = re.compile(_ATTRIBUTES)
-# A child's whole start tag (after whitespace): its name, its attributes, '/' if empty.
-_CHILD_TAG = re.compile(
-    rb"[ \t\r\n]*<(" + _NAME + rb"(?::" + _NAME + rb")?)(?=[\s/>])" + _ATTRIBUTES)
+# A child's start tag up to its attributes (after whitespace): its name.
+_CHILD_START = re.compile(rb"[ \t\r\n]*<(" + _NAME + rb"(?::" + _NAME + rb")?)(?=[\s/>])")
 _SPACE = re.compile(rb"[ \t\r\n]*")
 _DELIMITER = re.compile(rb"[\s/>]")
 _END_REST = re.compile(rb"\s*>")
@@ -118,7 +117,7 @@ def relayed(split: SplitAnswer, in_scope: Mapping[str | None, str], home: str,
     declarations = _declarations(tuple(in_scope.items()))
     with_home = declarations + b' home="' + _escape(home) + b'"'
     kinds: dict[bytes, tuple[str, bool]] = {}  # qname: (local name, relayable)
-    raw = split.raw
+    raw = memoryview(split.raw)  # each fragment is one copy of its bytes, joined
     out = []
     for obj in split.objects:
         kind = kinds.get(obj.qname)
@@ -131,9 +130,10 @@ def relayed(split: SplitAnswer, in_scope: Mapping[str | None, str], home: str,
             continue
         if obj.home or kind[0] in NO_HOME:
             out.append((obj.id, obj.home or None,
-                        b"<" + obj.qname + declarations + raw[obj.name_end:obj.end]))
+                        b"".join((b"<", obj.qname, declarations, raw[obj.name_end:obj.end]))))
         else:
-            out.append((obj.id, home, b"<" + obj.qname + with_home + raw[obj.name_end:obj.end]))
+            out.append((obj.id, home,
+                        b"".join((b"<", obj.qname, with_home, raw[obj.name_end:obj.end]))))
     return out
 
 
@@ -151,16 +151,37 @@ def _children(raw: bytes, pos: int, end: int) -> tuple[RawObject, ...] | None:
     anything else is there or one of them is not in the shape ``relayed`` handles."""
     objects = []
     while True:
-        m = _CHILD_TAG.match(raw, pos, end)
+        m = _CHILD_START.match(raw, pos, end)
         if m is None:  # only whitespace may be left before the list's end tag
             return tuple(objects) if _SPACE.match(raw, pos, end).end() == end else None
-        qname, tag, empty = m.groups()
-        close = m.end() if empty else _close(raw, qname, m.end(), end)
-        obj = _object(qname, tag, m.start(2), close)
+        qname, attributes_at = m.group(1), m.end()
+        found = _start_tag_rest(raw, attributes_at, end)
+        if found is None:
+            return None
+        tag, after, empty = found
+        close = after if empty else _close(raw, qname, after, end)
+        obj = _object(qname, tag, attributes_at, close)
         if obj is None or close < 0:
             return None
         objects.append(obj)
         pos = close
+
+
+def _start_tag_rest(raw: bytes, pos: int, end: int) -> tuple[bytes, int, bool] | None:
+    """(attributes, just past the start tag, empty element) of the start tag whose
+    attributes begin at ``pos``. Its first '>' ends it unless that '>' is inside a
+    quoted value: with only double quotes in between, an even count of them says it is
+    not (the usual case, found by two C searches); else the exact pattern decides."""
+    gt = raw.find(b">", pos, end)
+    if gt < 0:
+        return None
+    tag = raw[pos:gt]
+    if b"'" in tag or tag.count(b'"') % 2:
+        m = _TAG_REST.match(raw, pos, end)
+        return None if m is None else (m.group(1), m.end(), bool(m.group(2)))
+    if tag.endswith(b"/"):
+        return tag[:-1], gt + 1, True
+    return tag, gt + 1, False
 
 
 def _object(qname: bytes, tag: bytes, attributes_at: int, close: int) -> RawObject | None:

@@ -41,8 +41,8 @@ leaves before its record is in the database; concurrent requests share that
 commit (``group.py``). A record alone commits without waiting for the disk
 (``gateway/store/relaxed.py``: flushed within a fraction of a second), and on
 PostgreSQL without waiting for the INSERT's answer either: it is written to the
-database's connection before the answer leaves and confirmed (or sent again) later
-(``gateway/store/pgpipeline.py``). One that carries XUA replay tokens waits for the
+database's (corked) connection before the answer leaves, reaches the server within
+50 ms and is confirmed (or sent again) later (``gateway/store/pgpipeline.py``). One that carries XUA replay tokens waits for the
 flush. The view's ``finish_audit`` on close is then a no-op.
 Its XUA replay tokens, which the gate left to it (``defer_replay``), go first
 into that same commit (``deferred.py``); if one was taken, ``answered`` returns

@@ -31,7 +31,8 @@ hand-over 44 -> 19 us and the next request's own queries ~20 us less disturbed
 (``bench/README.md``). A crash of the gateway still loses nothing: the kernel sends
 what a socket holds when the process's sockets close, however it ends (tested with
 ``os._exit``); the kernel also sends a corked buffer on its own after 200 ms or once a
-full segment is waiting.
+full segment is waiting. What it costs: another process's search sees a read's record
+up to ``CONFIRM_S`` after the answer (this process's searches confirm first).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from gateway.store.db import Database
 from profiles.errors import WSA_NS, WSSE_NS
 from profiles.xml import parse_xml
 from profiles.xua.assertion import EMAIL
+from tests.gateway.audit.helpers import wait_for
 from tests.profiles.xua.edits import ipf_to_ehx
 from tests.profiles.xua.messages import (
     CONNECT_WIRE,
@@ -218,6 +219,21 @@ def alert_ids(db: Database) -> set[str]:
         return set(session.scalars(query))
 
 
+def new_alert_ids(db: Database, before: set[str], count: int = 1) -> set[str]:
+    """The alerts recorded since ``before``, once there are ``count`` of them. A refused
+    request's alert is with the kernel before the answer leaves; another process sees it
+    at once on SQLite (a search moves every spool) and within ``CONFIRM_S`` on
+    PostgreSQL (the gateway's pipelined connection is corked until its next pass)."""
+    found: set[str] = set()
+
+    def arrived() -> bool:
+        found.update(alert_ids(db) - before)
+        return len(found) >= count
+
+    wait_for(arrived, timeout=10, what=f"{count} new security alert(s)")
+    return found
+
+
 def alert_text(db: Database, record_id: str) -> str:
     with db.session() as session:
         entry = session.get(AuditEntry, record_id)
@@ -244,7 +260,7 @@ def assert_refused(gateway, session, db, message, subcode: str, *, raw=None, why
     line = refusal_log(gateway, answer.request_id)
     assert line["level"] == "WARNING" and line["path"] == "/xca/query"
     assert line["message"].startswith(f"XUA refused: {subcode} (")
-    [new] = alert_ids(db) - before
+    [new] = new_alert_ids(db, before)
     description = alert_text(db, new)
     assert description.startswith(f"XUA {subcode}: ") and why in description, description
     return description

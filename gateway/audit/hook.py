@@ -42,13 +42,13 @@ commit (``group.py``). A record alone commits without waiting for the disk
 (``gateway/store/relaxed.py``: flushed within a fraction of a second), and on
 PostgreSQL without waiting for the INSERT's answer either: it is written to the
 database's (corked) connection before the answer leaves, reaches the server within
-50 ms and is confirmed (or sent again) later (``gateway/store/pgpipeline.py``). One that carries XUA replay tokens waits for the
-flush. The view's ``finish_audit`` on close is then a no-op.
-Its XUA replay tokens, which the gate left to it (``defer_replay``), go first
-into that same commit (``deferred.py``); if one was taken, ``answered`` returns
-the gate's replay refusal to send instead. If the handler wrote data after all,
-they go first into that data commit (a taken one raises the refusal there, so
-the data rolls back). Either way the request path
+50 ms and is confirmed (or sent again) later (``gateway/store/pgpipeline.py``).
+One that carries XUA replay tokens waits for the flush. The view's ``finish_audit``
+on close is then a no-op. Its XUA replay tokens, which the gate left to it
+(``defer_replay``), go first into that same commit (``deferred.py``); if one was
+taken, ``answered`` returns the gate's replay refusal to send instead. If the
+handler wrote data after all, they go first into that data commit (a taken one
+raises the refusal there, so the data rolls back). Either way the request path
 stores one row per record, the XML in the inbox (``AuditQueue.stage``);
 indexing it for search and delivery happens later (``AuditQueue.index_pending``).
 ``finish`` never raises.

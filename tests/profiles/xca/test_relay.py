@@ -128,6 +128,12 @@ def test_a_doctype_is_never_expanded():
            '<rim:ObjectRef id="urn:uuid:3" home="urn:oid:9.9"/>'
            '<rim:Classification id="urn:uuid:4" classifiedObject="urn:uuid:1" '
            'classificationNode="urn:uuid:5"/>'),
+    # single quotes: a '>' and double quotes inside them (the scan's exact pattern), an
+    # even count of double quotes before a '>' that ends nothing
+    answer("<rim:ExtrinsicObject id='urn:uuid:1' mimeType='a \"b\" >c'>"
+           + SLOT.format(v="v") + "</rim:ExtrinsicObject>"
+           "<rim:ObjectRef id='urn:uuid:2' lid=\"x\" status='>'/>"
+           '<rim:ObjectRef id="urn:uuid:3" lid="a" home="urn:oid:9.9"/>'),
     # the object's name in text, in a longer name, and end tags written with space
     answer(EO.format(n=1, inner=SLOT.format(v="rim:ExtrinsicObject &lt;/rim:ExtrinsicObject&gt;"))
            .replace("</rim:ExtrinsicObject>", "</rim:ExtrinsicObject  >")
@@ -139,7 +145,7 @@ def test_a_doctype_is_never_expanded():
     answer('<rim:Foo id="urn:uuid:7"/>' + EO.format(n=1, inner="")),
     # the list's name in the header's text
     answer(EO.format(n=1, inner=""), header="<a>RegistryObjectList</a>"),
-], ids=["attribute-values", "names-in-text", "default-namespace", "unknown-object",
+], ids=["attribute-values", "single-quotes", "names-in-text", "default-namespace", "unknown-object",
         "name-in-header"])
 def test_unusual_but_plain_shapes_relay_exactly(raw):
     split, relayed, whole = both_ways(raw)

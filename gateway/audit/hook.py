@@ -49,7 +49,8 @@ on close is then a no-op. Its XUA replay tokens, which the gate left to it
 taken, ``answered`` returns the gate's replay refusal to send instead. If the
 handler wrote data after all, they go first into that data commit (a taken one
 raises the refusal there, so the data rolls back). Either way the request path
-stores one row per record, the XML in the inbox (``AuditQueue.stage``);
+stores one row per record, the XML in the inbox (``AuditQueue.stage``; on
+PostgreSQL a data commit's row travels with its COMMIT: ``withcommit.py``);
 indexing it for search and delivery happens later (``AuditQueue.index_pending``).
 ``finish`` never raises.
 """
@@ -226,7 +227,7 @@ class RequestAudit:
         try:
             notes = self._notes_records("success", None)
             if notes:
-                self.auditor.queue.stage(session, notes)
+                self.auditor.queue.stage(session, notes, committing=True)
                 entry.written = self._written.after(self.facts_noted)
         except Exception as exc:  # noqa: BLE001 - a builder bug must not cost the data
             # (a failed INSERT is the database's error: PostgreSQL then refuses the commit,

@@ -28,6 +28,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from gateway.store import withcommit
 from gateway.store.driver import driver_errors, postgres_connect_args
 from gateway.store.inbox import insert_inbox_rows
 from gateway.store.relaxed import RelaxedWriter
@@ -253,7 +254,7 @@ def _switch_to_wal(cur: Any) -> None:
 
 
 def _postgres_engine(url: URL, pool_size: int, max_overflow: int) -> Engine:
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
@@ -262,6 +263,8 @@ def _postgres_engine(url: URL, pool_size: int, max_overflow: int) -> Engine:
         pool_timeout=10,
         connect_args=postgres_connect_args(url),
     )
+    withcommit.install(engine)  # audit rows staged at a commit travel with its COMMIT
+    return engine
 
 
 def _dispose_in_forked_children(engine: Engine) -> None:

@@ -54,6 +54,7 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL
 
 from gateway.store.driver import driver_errors, postgres_connect_args
+from gateway.store.soon import Soon
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,6 @@ class PipelinedWriter:
         self._conninfo = make_conninfo(
             dsn, **postgres_connect_args(url), options="-c synchronous_commit=off"
         ).encode()
-        self.delay = delay
         self.lost = 0  # statements refused for what they are: logged, never committed
         self.confirmed = threading.Event()  # set whenever nothing is left unconfirmed
         self._lock = threading.Lock()
@@ -94,11 +94,20 @@ class PipelinedWriter:
         self._inflight: deque[Statement] = deque()  # sent, result not read, in order
         self._failed = ""  # the SQLSTATE of the oldest in-flight statement's error
         self._resend: list[Statement] = []  # outcome unknown or transient failure
-        self._due = threading.Event()
-        self._closed = threading.Event()
-        self._thread: threading.Thread | None = None
         self._corked = False  # the connection's socket holds sends until a pass
+        # The confirmer: never holds the lock through a back-off (``_confirm_pass``).
+        self._confirmer = Soon(self._confirm_pass, delay, "pg-pipeline-confirmer",
+                               pauses=RETRY_S)
         _ALL.add(self)
+
+    @property
+    def delay(self) -> float:
+        """Results are read at most this long after a send."""
+        return self._confirmer.delay
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self._confirmer.delay = seconds
 
     @property
     def pending(self) -> int:
@@ -123,7 +132,7 @@ class PipelinedWriter:
             self._inflight.append(statement)
             if self.confirmed.is_set():  # clear() and set() take a lock and notify
                 self.confirmed.clear()
-        self._soon()
+        self._confirmer.ask()
 
     def confirm(self, timeout: float = 10.0) -> bool:
         """Wait until every statement sent so far is confirmed committed (re-sending what
@@ -143,18 +152,13 @@ class PipelinedWriter:
 
     def close(self) -> None:
         """Stop the confirmer, confirm what was sent, close the connection."""
-        self._closed.set()
-        self._due.set()
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+        self._confirmer.close()  # (its last pass reads what has arrived)
         if self.pending and not self.confirm(10.0):  # (a fork's child has none)
             log.error("%d relaxed statement(s) unconfirmed at close", self.pending)
         with self._lock:
             if self._pg is not None and self._pid == os.getpid():
                 self._pg.finish()
             self._pg, self._pid = None, 0
-        self._closed.clear()
 
     # -- the connection ------------------------------------------------------------
 
@@ -250,33 +254,10 @@ class PipelinedWriter:
 
     # -- the confirmer -------------------------------------------------------------
 
-    def _soon(self) -> None:
-        if not self._due.is_set():
-            self._due.set()
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None and not self._closed.is_set():
-                    self._thread = threading.Thread(
-                        target=self._run, name="pg-pipeline-confirmer", daemon=True
-                    )
-                    self._thread.start()
-
-    def _run(self) -> None:
-        attempt = 0
-        while not self._closed.is_set():
-            self._due.wait()
-            self._closed.wait(self.delay)  # later sends' results are read together
-            self._due.clear()
-            if self._closed.is_set():
-                return
-            with self._lock:
-                done = self._settle_once(time.monotonic() + PASS_S)
-            if done:
-                attempt = 0
-                continue
-            self._closed.wait(_pause(attempt))  # the database is down or slow: again
-            attempt += 1
-            self._due.set()
+    def _confirm_pass(self) -> bool:
+        """One pass under the lock (at most ``PASS_S``); False to be retried with back-off."""
+        with self._lock:
+            return self._settle_once(time.monotonic() + PASS_S)
 
 
 def _cork(fd: int, *states: int) -> bool:
@@ -303,9 +284,10 @@ def _pause(attempt: int) -> float:
 def _after_fork_in_child() -> None:
     # The parent's connection, thread, lock and statements are the parent's: a child
     # starts afresh (and never finishes the parent's connection: psycopg checks the pid).
+    # (``Soon`` restarts the confirmer's thread in the child.)
     for writer in list(_ALL):
         writer._lock = threading.Lock()
-        writer._thread, writer._pg, writer._pid = None, None, 0
+        writer._pg, writer._pid = None, 0
         writer._inflight, writer._resend, writer._failed = deque(), [], ""
 
 

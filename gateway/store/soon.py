@@ -1,23 +1,26 @@
 """Work done on a background thread a short delay after it is asked for, once for every
-request in that delay: the WAL's fsync (``walsync.py``) and the spool's move
-(``spool.py``) both run this way, off the request path."""
+request in that delay: the WAL's fsync (``walsync.py``), the spool's move
+(``spool.py``) and the PostgreSQL pipeline's confirmation (``pgpipeline.py``) all run
+this way, off the request path."""
 
 from __future__ import annotations
 
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 _ALL: weakref.WeakSet[Soon] = weakref.WeakSet()
 
 
 class Soon:
     """``work()`` on a daemon thread ``delay`` seconds after ``ask()`` (started on first
-    use); ``work`` returning False is retried after the next delay."""
+    use); ``work`` returning False is retried after the next delay, and after each of
+    ``pauses`` first (the last repeated) while it keeps failing."""
 
-    def __init__(self, work: Callable[[], bool], delay: float, name: str) -> None:
-        self.work, self.delay, self.name = work, delay, name
+    def __init__(self, work: Callable[[], bool], delay: float, name: str,
+                 pauses: Sequence[float] = ()) -> None:
+        self.work, self.delay, self.name, self.pauses = work, delay, name, tuple(pauses)
         self._due = threading.Event()
         self._closed = threading.Event()
         self._lock = threading.Lock()
@@ -52,12 +55,18 @@ class Soon:
         self.work()
 
     def _run(self) -> None:
+        failures = 0
         while not self._closed.is_set():
             self._due.wait()
             self._closed.wait(self.delay)  # what is asked in the next moments joins
             self._due.clear()  # asked after this: done next time; before: done now
-            if not self.work():
-                self._due.set()
+            if self.work():
+                failures = 0
+                continue
+            if self.pauses:  # back off while it fails (close() cuts the pause short)
+                self._closed.wait(self.pauses[min(failures, len(self.pauses) - 1)])
+            failures += 1
+            self._due.set()
 
 
 def _after_fork_in_child() -> None:

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -156,13 +156,6 @@ class Database:
                     if driver.in_transaction:
                         driver.execute("ROLLBACK")
                     raise
-
-    def relaxed_write(self, fn: Callable[[Any], None]) -> None:
-        """``fn`` writes one statement committed without waiting for the disk, on a
-        dedicated connection: for a read's audit record (``gateway/store/relaxed.py``).
-        On PostgreSQL ``fn`` gets a ``gateway.store.pgpipeline.PipelinedWriter``
-        (``send``): the statement is handed over, its commit confirmed later."""
-        self._relaxed.write(fn)
 
     def hand_over_inbox_rows(self, rows: list[bytes]) -> None:
         """Audit inbox rows of a request that wrote nothing (``AuditQueue._rows_alone``),

@@ -46,25 +46,25 @@ def stored(db: Database, table: str) -> list[bytes]:
 def test_a_relaxed_write_is_committed_whole_or_not_at_all(db: Database, table: str) -> None:
     if db.dialect == "postgresql":
         pytest.skip("PostgreSQL reports a refusal later: test_pgpipeline.py's refused test")
-    db.relaxed_write(insert(db, table, b"one", b"it's \x00 two"))
+    db._relaxed.write(insert(db, table, b"one", b"it's \x00 two"))
     assert stored(db, table) == [b"it's \x00 two", b"one"]
     with pytest.raises(sa.exc.IntegrityError) as failed:  # the second row is taken
-        db.relaxed_write(insert(db, table, b"three", b"one"))
+        db._relaxed.write(insert(db, table, b"three", b"one"))
     assert "three" not in str(failed.value)  # no parameters shown (a record names patients)
     assert stored(db, table) == [b"it's \x00 two", b"one"]  # 'three' rolled back
-    db.relaxed_write(insert(db, table, b"four"))  # the connection is usable after
+    db._relaxed.write(insert(db, table, b"four"))  # the connection is usable after
     assert b"four" in stored(db, table)
 
 
 def test_pooled_connections_keep_their_full_flush(db: Database, table: str) -> None:
-    db.relaxed_write(insert(db, table, b"read"))
+    db._relaxed.write(insert(db, table, b"read"))
     with db.engine.connect() as conn:
         if db.dialect == "postgresql":
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
         else:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == FULL
     if db.dialect == "postgresql":  # the handed-over connection stores its own setting
-        db.relaxed_write(lambda driver: driver.send(
+        db._relaxed.write(lambda driver: driver.send(
             f"INSERT INTO {table} SELECT convert_to(current_setting('synchronous_commit'),"
             " 'UTF8') FROM (SELECT $1::bytea) AS unused", [b""]))
         assert b"off" in stored(db, table)
@@ -75,19 +75,19 @@ def test_pooled_connections_keep_their_full_flush(db: Database, table: str) -> N
 def test_a_forked_worker_opens_its_own_relaxed_connection(db: Database, table: str) -> None:
     if db.dialect == "postgresql":
         pytest.skip("PostgreSQL's handed-over connection: test_pgpipeline.py's fork test")
-    db.relaxed_write(insert(db, table, b"parent"))
+    db._relaxed.write(insert(db, table, b"parent"))
     parent = db._relaxed._driver
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         code = 2
         try:
-            db.relaxed_write(insert(db, table, b"child"))
+            db._relaxed.write(insert(db, table, b"child"))
             code = 0 if db._relaxed._driver is not parent else 1
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    db.relaxed_write(insert(db, table, b"parent again"))  # the parent's still works
+    db._relaxed.write(insert(db, table, b"parent again"))  # the parent's still works
     assert stored(db, table) == [b"child", b"parent", b"parent again"]
 
 
@@ -99,7 +99,7 @@ def test_a_relaxed_sqlite_commit_is_on_disk_soon(tmp_path: Path) -> None:
         flusher = db._relaxed.flusher
         assert flusher is not None
         flusher.flushed.clear()
-        db.relaxed_write(lambda driver: driver.execute("INSERT INTO t VALUES ('read record')"))
+        db._relaxed.write(lambda driver: driver.execute("INSERT INTO t VALUES ('read record')"))
         assert flusher.flushed.wait(5 * flusher.delay)  # the WAL's fsync came
     finally:
         db.dispose()

@@ -1,7 +1,8 @@
 """The audit inbox's one INSERT (``audit_inbox``: a request's records land there first,
 ``gateway/audit/models.py``), through whichever driver connection holds the rows'
-transaction. It sits in the store layer because the database's own hand-over paths
-(``relaxed.py``, ``spool.py``) write these rows too."""
+transaction, or as SQL text to send with a COMMIT (``withcommit.py``). It sits in the
+store layer because the database's own hand-over paths (``relaxed.py``, ``spool.py``,
+``withcommit.py``) write these rows too."""
 
 from __future__ import annotations
 
@@ -29,3 +30,11 @@ def insert_inbox_rows(driver: Any, rows: Sequence[bytes]) -> None:
         values = ", ".join(f"(%(r{i})b::bytea)" for i in range(len(rows)))
         driver.execute(f"INSERT INTO {INBOX} (xml) VALUES {values}",
                        {f"r{i}": row for i, row in enumerate(rows)})
+
+
+def inbox_insert_sql(rows: Sequence[bytes]) -> str:
+    """The same INSERT as PostgreSQL SQL text with the rows inlined, for a message that
+    carries other statements too: each row as ``decode('<hex>', 'hex')``, hex digits
+    only, so nothing in a row can change the SQL."""
+    values = ",".join(f"(decode('{row.hex()}','hex'))" for row in rows)
+    return f"INSERT INTO {INBOX} (xml) VALUES {values}"

@@ -9,8 +9,7 @@ same message as the COMMIT: ``INSERT ...; COMMIT`` as one simple query. PostgreS
 runs the two in order inside the open transaction; if the INSERT fails, the
 transaction is aborted, the COMMIT is not run, the driver raises, and SQLAlchemy rolls
 back: record and data still go together. A rollback drops what was kept. The rows are
-inlined as ``decode('<hex>', 'hex')``: hex digits only, so nothing in a row can change
-the SQL.
+inlined as hex (``inbox.inbox_insert_sql``), so nothing in a row can change the SQL.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from gateway.store.inbox import INBOX
+from gateway.store.inbox import inbox_insert_sql
 
 # Each driver connection's rows for its next COMMIT (dropped at a rollback).
 _KEPT: weakref.WeakKeyDictionary[Any, list[bytes]] = weakref.WeakKeyDictionary()
@@ -42,9 +41,8 @@ def install(engine: Engine) -> None:
         if not rows:
             plain_commit(dbapi_connection)
             return
-        values = ",".join(f"(decode('{row.hex()}','hex'))" for row in rows)
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {INBOX} (xml) VALUES {values}; COMMIT", prepare=False)
+            cursor.execute(f"{inbox_insert_sql(rows)}; COMMIT", prepare=False)
 
     def do_rollback(dbapi_connection: Any) -> None:
         _KEPT.pop(dbapi_connection.driver_connection, None)

@@ -34,7 +34,7 @@ from profiles.xca.query import (
     QueryResult,
     _with_home,
     merged_response,
-    stored_query_to_xml,
+    stored_query_bytes,
 )
 from profiles.xca.retrieve import STATUSES
 from profiles.xds import iti18
@@ -128,7 +128,7 @@ def call_outcome(answer: object) -> tuple[str, str | None]:
 
 def sent_queries(calls: list[QueryCall]) -> list[bytes]:
     """Each call's AdhocQueryRequest as its audit record's ParticipantObjectQuery."""
-    return [etree.tostring(stored_query_to_xml(call.query)) for call in calls]
+    return [stored_query_bytes(call.query) for call in calls]
 
 
 def note_queries(ctx: Context, calls: list[QueryCall], answers: list,

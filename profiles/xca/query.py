@@ -50,6 +50,11 @@ def encode_values(kind: Kind, values: tuple) -> str:
     return items[0]
 
 
+def stored_query_bytes(query: StoredQuery) -> bytes:
+    """``stored_query_to_xml`` serialised: the request as an audit record names it."""
+    return etree.tostring(stored_query_to_xml(query))
+
+
 def stored_query_to_xml(query: StoredQuery) -> etree._Element:
     """``query:AdhocQueryRequest`` for ``query``; namespaces declared on this element."""
     el = etree.Element(Q + "AdhocQueryRequest", nsmap={"query": c.QUERY, "rim": c.RIM})

@@ -117,7 +117,7 @@ def rebuild(payload: bytes) -> tuple[AuditMessage, ...]:
         r = orjson.loads(payload)
         version = r.get("v")
         if version not in _READABLE:
-            raise AuditError(f"unknown audit recipe version {r.get('v')!r}")
+            raise AuditError(f"unknown audit recipe version {version!r}")
         source_id, site_id, types, when, outcome, description = r["o"]
         source = AuditSourceIdentification(source_id, site_id, tuple(_coded(c) for c in types))
         occasion = Occasion(source, datetime.fromisoformat(when), EventOutcome(outcome),

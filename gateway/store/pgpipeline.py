@@ -95,19 +95,11 @@ class PipelinedWriter:
         self._failed = ""  # the SQLSTATE of the oldest in-flight statement's error
         self._resend: list[Statement] = []  # outcome unknown or transient failure
         self._corked = False  # the connection's socket holds sends until a pass
-        # The confirmer: never holds the lock through a back-off (``_confirm_pass``).
-        self._confirmer = Soon(self._confirm_pass, delay, "pg-pipeline-confirmer",
+        # The confirmer (its ``delay``: results are read at most this long after a send);
+        # it never holds the lock through a back-off (``_confirm_pass``).
+        self.confirmer = Soon(self._confirm_pass, delay, "pg-pipeline-confirmer",
                                pauses=RETRY_S)
         _ALL.add(self)
-
-    @property
-    def delay(self) -> float:
-        """Results are read at most this long after a send."""
-        return self._confirmer.delay
-
-    @delay.setter
-    def delay(self, seconds: float) -> None:
-        self._confirmer.delay = seconds
 
     @property
     def pending(self) -> int:
@@ -132,7 +124,7 @@ class PipelinedWriter:
             self._inflight.append(statement)
             if self.confirmed.is_set():  # clear() and set() take a lock and notify
                 self.confirmed.clear()
-        self._confirmer.ask()
+        self.confirmer.ask()
 
     def confirm(self, timeout: float = 10.0) -> bool:
         """Wait until every statement sent so far is confirmed committed (re-sending what
@@ -152,7 +144,7 @@ class PipelinedWriter:
 
     def close(self) -> None:
         """Stop the confirmer, confirm what was sent, close the connection."""
-        self._confirmer.close()  # (its last pass reads what has arrived)
+        self.confirmer.close()  # (its last pass reads what has arrived)
         if self.pending and not self.confirm(10.0):  # (a fork's child has none)
             log.error("%d relaxed statement(s) unconfirmed at close", self.pending)
         with self._lock:

@@ -79,16 +79,8 @@ class RowSpool:
         self._serial = 0
         self._live_rows = 0  # in the live segment
         self._sealed: dict[Path, int] = {}  # our sealed segments: their rows
-        self._worker = Soon(self._pass, delay, "audit-spool")
+        self.worker = Soon(self._pass, delay, "audit-spool")  # seals and moves
         _ALL.add(self)
-
-    @property
-    def delay(self) -> float:
-        return self._worker.delay
-
-    @delay.setter
-    def delay(self, seconds: float) -> None:
-        self._worker.delay = seconds
 
     def append(self, rows: Sequence[bytes]) -> None:
         """The rows in this process's segment when this returns (raises OSError if not)."""
@@ -99,7 +91,7 @@ class RowSpool:
             while view:  # a regular file takes it whole unless the disk is full
                 view = view[os.write(fd, view):]
             self._live_rows += len(rows)
-        self._worker.ask()
+        self.worker.ask()
 
     def backlog(self) -> dict[str, int]:
         """For ``/healthz``: this process's rows not in the database yet (``unconfirmed``,
@@ -126,11 +118,11 @@ class RowSpool:
             left = self._segments()
             if not left or time.monotonic() >= deadline:
                 return not left
-            time.sleep(min(0.02, self.delay / 4))  # another process's thread seals them
+            time.sleep(min(0.02, self.worker.delay / 4))  # another process's thread seals them
 
     def close(self) -> None:
         """Stop the thread, seal and move what is left (``Database.dispose``)."""
-        self._worker.close()
+        self.worker.close()
 
     # -- the owner's side -------------------------------------------------------------
 

@@ -32,13 +32,12 @@ class WalFlusher:
 
     def __init__(self, database_path: str, delay: float = RELAXED_FLUSH_S) -> None:
         self.path = database_path + "-wal"
-        self.delay = delay
         self.flushed = threading.Event()  # set after each fsync (tests await it)
-        self._worker = Soon(self._flush_logged, delay, "sqlite-wal-flusher")
+        self.worker = Soon(self._flush_logged, delay, "sqlite-wal-flusher")  # its delay
 
     def soon(self) -> None:
         """A relaxed commit just returned: flush it within ``delay``."""
-        self._worker.ask()
+        self.worker.ask()
 
     def flush(self) -> None:
         """fsync the WAL now (it may not exist: nothing was written since a checkpoint)."""
@@ -55,7 +54,7 @@ class WalFlusher:
     def close(self) -> None:
         """Stop the thread and flush what is pending (``Database.dispose``); a later
         ``soon()`` starts a new thread."""
-        self._worker.close()
+        self.worker.close()
 
     def _flush_logged(self) -> bool:
         try:

@@ -193,7 +193,7 @@ def test_sends_wait_corked_in_the_kernel_and_a_pass_sends_them(
 ) -> None:
     if sa.make_url(pg_url).host in (None, "") or sa.make_url(pg_url).host.startswith("/"):
         pytest.skip("a Unix socket: nothing to cork")
-    writer.delay = 60  # no pass but the one asked for below
+    writer.confirmer.delay = 60  # no pass but the one asked for below
     writer.send("INSERT INTO handed VALUES ($1)", [b"corked"])
     assert _cork_state(writer) == 1
     assert writer.confirm(5)  # the pass uncorks, reads the result, corks again

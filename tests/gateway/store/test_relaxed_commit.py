@@ -100,7 +100,7 @@ def test_a_relaxed_sqlite_commit_is_on_disk_soon(tmp_path: Path) -> None:
         assert flusher is not None
         flusher.flushed.clear()
         db._relaxed.write(lambda driver: driver.execute("INSERT INTO t VALUES ('read record')"))
-        assert flusher.flushed.wait(5 * flusher.delay)  # the WAL's fsync came
+        assert flusher.flushed.wait(5 * flusher.worker.delay)  # the WAL's fsync came
     finally:
         db.dispose()
 
@@ -119,7 +119,7 @@ def test_the_flusher_fsyncs_the_wal_once_for_commits_close_together(
     assert flusher.flushed.wait(5)
     flusher.close()  # flushes once more, and stops the thread
     assert 2 <= len(synced) <= 3
-    assert not flusher._worker.running
+    assert not flusher.worker.running
 
 
 def test_closing_a_flusher_with_no_wal_is_quiet(tmp_path: Path) -> None:

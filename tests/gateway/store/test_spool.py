@@ -42,8 +42,8 @@ def segments(db: Database) -> list[str]:
 
 def test_rows_are_spooled_at_once_and_moved_without_asking(sqlite_db: Database) -> None:
     spool, gate = sqlite_db._relaxed.spool, threading.Event()
-    real_pass = spool._worker.work
-    spool._worker.work = lambda: (gate.wait(10), real_pass())[1]  # waits for the checks
+    real_pass = spool.worker.work
+    spool.worker.work = lambda: (gate.wait(10), real_pass())[1]  # waits for the checks
     sqlite_db.hand_over_inbox_rows([b"{one}", b"{two}"])
     assert inbox(sqlite_db) == []  # not in the database yet: in this process's segment
     [live] = segments(sqlite_db)
@@ -60,7 +60,7 @@ def test_rows_are_spooled_at_once_and_moved_without_asking(sqlite_db: Database) 
 def test_a_search_settles_the_spool_first(sqlite_db: Database) -> None:
     from gateway.audit.queue import AuditQueue
 
-    sqlite_db._relaxed.spool.delay = 60  # the thread would not move them in time
+    sqlite_db._relaxed.spool.worker.delay = 60  # the thread would not move them in time
     rows = [b"{read %d}" % i for i in range(200)]
     for row in rows:
         sqlite_db.hand_over_inbox_rows([row])
@@ -90,7 +90,7 @@ def test_rows_of_a_process_that_died_are_moved(sqlite_db: Database) -> None:
 def test_a_live_segment_of_another_process_is_left_to_it(sqlite_db: Database) -> None:
     other = Database(str(sqlite_db.url))  # as another worker: its own segment and lock
     try:
-        other._relaxed.spool.delay = 60
+        other._relaxed.spool.worker.delay = 60
         other.hand_over_inbox_rows([b"{the other's}"])
         assert not sqlite_db.confirm_handed(timeout=0)  # locked: not ours to move
         assert inbox(sqlite_db) == []
@@ -151,7 +151,7 @@ def test_when_the_spool_cannot_write_the_record_is_committed_instead(
 
 
 def test_a_forked_child_writes_its_own_segment(sqlite_db: Database) -> None:
-    sqlite_db._relaxed.spool.delay = 60
+    sqlite_db._relaxed.spool.worker.delay = 60
     sqlite_db.hand_over_inbox_rows([b"{parent}"])
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -189,7 +189,7 @@ def test_a_request_does_not_wait_for_the_seals_fsync(
     import gateway.store.spool as spool_module
 
     spool = sqlite_db._relaxed.spool
-    spool.delay = 60  # only the pass below seals
+    spool.worker.delay = 60  # only the pass below seals
     sqlite_db.hand_over_inbox_rows([b"{first}"])
     in_fsync, release = threading.Event(), threading.Event()
     real_fsync = os.fsync

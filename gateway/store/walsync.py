@@ -33,7 +33,7 @@ class WalFlusher:
     def __init__(self, database_path: str, delay: float = RELAXED_FLUSH_S) -> None:
         self.path = database_path + "-wal"
         self.flushed = threading.Event()  # set after each fsync (tests await it)
-        self.worker = Soon(self._flush_logged, delay, "sqlite-wal-flusher")  # its delay
+        self.worker = Soon(self._flush_logged, delay, "sqlite-wal-flusher")  # the bound: .delay
 
     def soon(self) -> None:
         """A relaxed commit just returned: flush it within ``delay``."""
